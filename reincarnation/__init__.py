@@ -1,1 +1,40 @@
-"""anew.reincarnation."""
+"""anew.reincarnation: reuse prior computation (teachers, their replay) and read Dopamine's files.
+
+Dopamine interop (no JAX, TensorFlow or orbax needed):
+
+* :class:`DopamineReplay` - legacy ``$store$_*_ckpt.N.gz`` replay (DQN Replay Dataset, teacher buffers),
+  sampled exactly like ``OutOfGraphReplayBuffer``; :class:`DopamineReplayWriter` /
+  :func:`write_dopamine_replay` write that format.
+* :class:`DopamineJaxReplay` - Dopamine 4.1.x ``<N>/replay/checkpoint.msgpack`` replay.
+* :func:`load_dopamine_network` / :func:`convert_dopamine_checkpoint` - ``ckpt.N`` JAX DQN and Rainbow
+  agents as anew ``QNetwork`` modules / state_dicts.
+* :func:`safe_load` - the restricted unpickler every Dopamine pickle goes through.
+"""
+
+from anew.reincarnation.dopamine_checkpoint import (
+    DopamineConversion,
+    DopamineNetwork,
+    DopamineNetworkOutput,
+    convert_dopamine_checkpoint,
+    load_dopamine_bundle,
+    load_dopamine_network,
+)
+from anew.reincarnation.dopamine_jax_replay import DopamineJaxReplay
+from anew.reincarnation.dopamine_replay import DopamineReplay, DopamineReplayWriter, write_dopamine_replay
+from anew.reincarnation.safe_pickle import UnsafePickleError, safe_load, safe_loads
+
+__all__ = [
+    "DopamineConversion",
+    "DopamineJaxReplay",
+    "DopamineNetwork",
+    "DopamineNetworkOutput",
+    "DopamineReplay",
+    "DopamineReplayWriter",
+    "UnsafePickleError",
+    "convert_dopamine_checkpoint",
+    "load_dopamine_bundle",
+    "load_dopamine_network",
+    "safe_load",
+    "safe_loads",
+    "write_dopamine_replay",
+]
