@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from anew.errors import AnewError
 
 MEMORY_FIELDS = ("state", "action", "reward", "next_state", "is_terminal", "episode_end")
@@ -32,18 +31,18 @@ def _snappy_decompress(data: bytes) -> bytes:
     try:
         import cramjam
 
-        decompress = cramjam.snappy.decompress_raw
+        decompress, errors = cramjam.snappy.decompress_raw, (cramjam.DecompressionError,)
     except ImportError:
         try:
             import snappy
 
-            decompress = snappy.uncompress
+            decompress, errors = snappy.uncompress, (snappy.UncompressError,)
         except ImportError:
             raise AnewError("reading Dopamine 4.x replay needs snappy: `pip install cramjam` "
                             "(or python-snappy)") from None
     try:
         return bytes(decompress(data))
-    except Exception as error:  # cramjam.DecompressionError, snappy.UncompressError
+    except (*errors, ValueError) as error:
         raise AnewError(f"a compressed replay state is not valid snappy data ({error}); the file is corrupt; "
                         "copy it again from where Dopamine wrote it") from None
 
@@ -71,7 +70,7 @@ def decode_msgpack(data: bytes, source: str = "<msgpack>") -> Any:
         raise AnewError("reading Dopamine 4.x replay needs msgpack: `pip install msgpack`") from None
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=False, object_hook=_decode_hook)
-    except Exception as error:  # msgpack raises many unrelated types (ExtraData, ValueError, TypeError, ...)
+    except (msgpack.UnpackException, ValueError, TypeError, SyntaxError, KeyError, RecursionError) as error:
         raise AnewError(
             f"{source} is not a readable Dopamine replay msgpack (truncated, corrupt or foreign: "
             f"{type(error).__name__}: {error}); copy it again from where Dopamine wrote it"

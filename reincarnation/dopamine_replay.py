@@ -25,7 +25,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
-
 from anew.errors import AnewError
 from anew.reincarnation.safe_pickle import safe_loads
 
@@ -133,7 +132,7 @@ def _read_episode_ends(path: Path) -> set[int]:
             value = msgpack.unpackb(data, raw=False, strict_map_key=False)
         except ImportError:
             raise AnewError(f"{path} is msgpack-encoded: `pip install msgpack` to read it") from None
-        except Exception as error:  # msgpack raises several unrelated types for garbage
+        except (msgpack.UnpackException, ValueError, TypeError) as error:
             raise _corrupt(path, error) from None
         if isinstance(value, dict) and value.get("__dopamine_type__") == "set":
             value = value.get("items", [])
@@ -207,7 +206,7 @@ class DopamineReplay:
             raise AnewError(f"replay checkpoint {suffix} in {self.directory} is missing files; complete ones: "
                             f"{suffixes or 'none'}")
         self.suffix = int(suffix)
-        load = dict(mmap_threshold_bytes=mmap_threshold_bytes, cache_dir=cache_dir)
+        load = {"mmap_threshold_bytes": mmap_threshold_bytes, "cache_dir": cache_dir}
 
         self.store: dict[str, np.ndarray] = {}
         for entry in sorted(os.listdir(self.directory)):

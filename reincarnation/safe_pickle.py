@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-
 from anew.errors import AnewError
 
 try:  # numpy >= 2

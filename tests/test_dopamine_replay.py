@@ -9,7 +9,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 from anew.errors import AnewError
 from anew.reincarnation.dopamine_replay import (
     DopamineReplay,
@@ -145,7 +144,7 @@ def test_rewriting_the_fixture_is_lossless(legacy, tmp_path):
                           episode_end_indices=original.episode_end_indices)
     for source in (legacy / "replay").glob("*.gz"):  # same .npy bytes inside the gzip as Dopamine wrote
         if not source.name.startswith("episode_end_indices"):
-            assert gzip.open(source).read() == gzip.open(tmp_path / source.name).read(), source.name
+            assert gzip.decompress(source.read_bytes()) == gzip.decompress((tmp_path / source.name).read_bytes())
     copy = DopamineReplay(tmp_path)
     assert copy.episode_end_indices == original.episode_end_indices and copy.add_count == original.add_count
     np.testing.assert_array_equal(copy.valid_indices(), original.valid_indices())
@@ -282,3 +281,14 @@ def test_read_npy_plain_and_big_files(tmp_path):
     np.testing.assert_array_equal(mapped, array)
     assert isinstance(mapped, np.memmap) and len(list(cache.iterdir())) == 1
     np.testing.assert_array_equal(read_npy(tmp_path / "big.gz", mmap_threshold_bytes=10, cache_dir=cache), array)
+
+
+def test_msgpack_episode_ends_of_later_dopamine(legacy, tmp_path):
+    """Dopamine after 4.1.2 writes non-array attributes with msgpack instead of pickle."""
+    msgpack = pytest.importorskip("msgpack")
+    folder = copy_replay(legacy, tmp_path)
+    with gzip.open(folder / "episode_end_indices_ckpt.7.gz", "wb") as out:
+        out.write(msgpack.packb({"__dopamine_type__": "set", "items": [826, 129, 332]}, use_bin_type=True))
+    replay = DopamineReplay(folder)
+    assert replay.episode_end_indices == {129, 332, 826}
+    np.testing.assert_array_equal(replay.valid_indices(), np.load(legacy / "valid_indices.npy"))
