@@ -1,0 +1,101 @@
+"""Which agents ``anew train`` knows, and how a config is built, checked and restored.
+
+Each agent module defines a config dataclass, an agent class taking
+``(config, observation_space, action_space, num_envs, seed, device)``, ``PRESETS`` (name -> config)
+and ``default_preset(env_id)``. This table is the only place that lists them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import typing
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from anew.errors import AnewError
+
+
+@dataclass(frozen=True)
+class AgentEntry:
+    module: str
+    config_class: str
+    agent_class: str
+
+
+AGENTS: dict[str, AgentEntry] = {
+    "dqn": AgentEntry("anew.agents.dqn", "DQNConfig", "DQNAgent"),
+    "rainbow": AgentEntry("anew.agents.rainbow", "RainbowConfig", "RainbowAgent"),
+    "ppo": AgentEntry("anew.agents.ppo", "PPOConfig", "PPOAgent"),
+}
+
+
+def available_agents() -> list[str]:
+    names = []
+    for name, entry in AGENTS.items():
+        try:
+            importlib.import_module(entry.module)
+            names.append(name)
+        except ModuleNotFoundError:
+            pass
+    return names
+
+
+def agent_module(name: str) -> tuple[ModuleType, AgentEntry]:
+    if name not in AGENTS:
+        raise AnewError(f"unknown agent {name!r}: choose one of {', '.join(available_agents())}")
+    entry = AGENTS[name]
+    try:
+        return importlib.import_module(entry.module), entry
+    except ModuleNotFoundError as error:
+        raise AnewError(f"agent {name!r} is not available in this build of anew ({error})") from error
+
+
+def config_class(name: str) -> type:
+    module, entry = agent_module(name)
+    return getattr(module, entry.config_class)
+
+
+def preset_config(name: str, preset: str, env_id: str) -> tuple[str, Any]:
+    """(preset name, config) for an agent; an empty preset picks the agent's default for the env."""
+    module, _ = agent_module(name)
+    preset = preset or module.default_preset(env_id)
+    if preset not in module.PRESETS:
+        raise AnewError(f"agent {name!r} has no preset {preset!r}: choose one of {', '.join(module.PRESETS)}")
+    return preset, dataclasses.replace(module.PRESETS[preset])
+
+
+def build_agent(name: str, config: Any, observation_space: Any, action_space: Any, num_envs: int, seed: int, device: str):
+    module, entry = agent_module(name)
+    return getattr(module, entry.agent_class)(config, observation_space, action_space, num_envs, seed, device)
+
+
+def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Rebuild a config dataclass from JSON (lists back to tuples); unknown keys are an error."""
+    hints = typing.get_type_hints(cls)
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise AnewError(f"config has fields {sorted(unknown)} that {cls.__name__} does not know; was it written by another agent?")
+    converted = {}
+    for key, value in values.items():
+        origin = typing.get_origin(hints[key])
+        converted[key] = tuple(value) if origin is tuple and isinstance(value, list) else value
+    return cls(**converted)
+
+
+def check_config(config: Any) -> None:
+    """Reject values no run could use, naming the flag (positive sizes, probabilities in [0, 1])."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if value < 0:
+            raise AnewError(f"{flag} must not be negative (got {value})")
+        if field.name in ("lr", "batch_size", "buffer_size", "train_every", "target_update_every", "n_step") and value == 0:
+            raise AnewError(f"{flag} must be positive (got {value})")
+        if field.name in ("epsilon_start", "epsilon_end", "eval_epsilon", "gamma"):
+            if value > 1:
+                raise AnewError(f"{flag} must lie in [0, 1] (got {value})")
