@@ -255,6 +255,11 @@ class DopamineReplay:
         self._rng = np.random.default_rng(seed)
         self._valid: np.ndarray | None = None
 
+    def __repr__(self) -> str:
+        return (f"DopamineReplay({str(self.directory)!r}, suffix={self.suffix}, capacity={self.capacity}, "
+                f"add_count={self.add_count}, stack_size={self.stack_size}, update_horizon={self.update_horizon}, "
+                f"gamma={self.gamma})")
+
     def _path(self, name: str) -> Path:
         return self.directory / f"{name}_ckpt.{self.suffix}.gz"
 
@@ -326,10 +331,11 @@ class DopamineReplay:
                                 channels_first: bool = False) -> dict[str, np.ndarray]:
         """Dopamine's transition batch by name: state, action, reward, next_state, next_action, next_reward,
         terminal, indices (+ any extra stored fields). States are uint8 with the stack axis last."""
-        batch_size = self.batch_size if batch_size is None else int(batch_size)
         if indices is None:
+            batch_size = self.batch_size if batch_size is None else int(batch_size)
             indices = self.sample_index_batch(batch_size)
         idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices, dtype=np.int64)
+        batch_size = len(idx) if batch_size is None else int(batch_size)
         if idx.shape != (batch_size,):
             raise AnewError(f"got {idx.size} indices for a batch of {batch_size}; pass as many indices as batch_size")
         upper = self.capacity if self.is_full() else self.cursor - self.update_horizon

@@ -213,7 +213,7 @@ def test_sampling_without_indices_draws_valid_indices(legacy):
     assert batch["state"].shape == (32, 84, 84, 4) and set(batch["indices"]) <= set(replay.valid_indices())
     again = DopamineReplay(legacy / "replay", seed=3).sample_transition_batch()
     np.testing.assert_array_equal(batch["indices"], again["indices"])
-    first = replay.sample_transition_batch(4, batch["indices"][:4], channels_first=True)
+    first = replay.sample_transition_batch(indices=batch["indices"][:4], channels_first=True)
     np.testing.assert_array_equal(first["state"], np.moveaxis(batch["state"][:4], -1, 1))
 
 
