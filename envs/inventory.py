@@ -134,9 +134,22 @@ class InventorySim:
         index = torch.searchsorted(self._cdf, uniform, right=True).clamp_(max=len(self._cdf) - 1)
         return index.to(torch.float32)
 
+    @property
+    def observation_size(self) -> int:
+        return self.config.state_size
+
+    @property
+    def lags(self) -> int:
+        """Leading observation entries that are stock: on-hand and pipeline."""
+        return self.config.state_size
+
     @torch.no_grad()
-    def step(self, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """Advance every instance one period; returns (state, reward = -cost, info)."""
+    def step(self, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Advance every instance one period; returns (state, reward = -cost, episode_over [B], info).
+
+        The lost-sales and backlog models never end by themselves (``episode_over`` is all False);
+        time limits are the wrapper's business.
+        """
         config = self.config
         order = torch.as_tensor(order, dtype=torch.float32, device=self.device).reshape(self.num_envs)
         order = order.clamp(0.0, float(config.max_order))
@@ -149,7 +162,21 @@ class InventorySim:
         info["demand"] = demand
         info["order"] = order
         info["cost"] = cost
-        return self.state.clone(), -cost, info
+        return self.state.clone(), -cost, torch.zeros(self.num_envs, dtype=torch.bool), info
+
+    def rollout(
+        self,
+        policy: Callable[[torch.Tensor], torch.Tensor],
+        batch_size: int | None = None,
+        periods: int = 16,
+        initial_state: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Differentiable rewards [B, periods] of ``policy`` on fresh demand paths, and the final state."""
+        demands = self.sample_demand(periods)
+        if batch_size is not None and batch_size != self.num_envs:
+            raise AnewError(f"this sim draws {self.num_envs} paths per rollout; build it with num_envs={batch_size}")
+        costs, final = rollout(self.config, policy, demands, initial_state)
+        return -costs, final
 
 
 def rollout(
@@ -196,7 +223,7 @@ def simulate_policy(
     total = torch.zeros(num_envs, dtype=torch.float64)
     for t in range(periods):
         order = torch.as_tensor(np.asarray(act(state.numpy())), dtype=torch.float32)
-        state, reward, _ = sim.step(order)
+        state, reward, _, _ = sim.step(order)
         if t >= warmup:
             total -= reward.double()
     per_instance = total / (periods - warmup)
