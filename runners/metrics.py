@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-
 from anew.errors import AnewError
 
 Aggregate = Callable[[np.ndarray], np.ndarray]
@@ -247,9 +246,7 @@ def _run_counts(rng: np.random.Generator, num_runs: int, num_tasks: int, count: 
     """How often each run is drawn per task column, shape (tasks, count, runs), float64."""
     draws = rng.integers(0, num_runs, size=(count, num_runs, num_tasks), dtype=_index_dtype(num_runs))
     # Bin code = (task * count + resample) * runs + run, so the counts come out task-major.
-    codes = draws + num_runs * (
-        np.arange(num_tasks) * count + np.arange(count)[:, None, None]
-    )
+    codes = draws + num_runs * (np.arange(num_tasks) * count + np.arange(count)[:, None, None])
     counts = np.bincount(codes.ravel(), minlength=num_tasks * count * num_runs)
     return counts.reshape(num_tasks, count, num_runs).astype(np.float64)
 
@@ -305,7 +302,7 @@ def performance_profile(
     check_scores(scores)
     taus = np.asarray(taus, dtype=np.float64).ravel()
     if per_task_mean:
-        profile = lambda values: average_score_distribution(values, taus)  # noqa: E731
+        profile = lambda values: average_score_distribution(values, taus)
         samples = bootstrap_distribution(scores, {"p": profile}, reps, seed, task_bootstrap)["p"]
         point = average_score_distribution(scores, taus)
     else:
