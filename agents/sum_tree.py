@@ -1,18 +1,21 @@
 """A numpy sum tree for proportional prioritized replay (Schaul et al., 2016).
 
-The tree covers a flat index space ``0 .. capacity-1`` (the replay buffer's slots). Every operation
-works on a whole batch of indices at once: a batch update touches ``depth`` levels of the tree with
-one vectorised step each, and a batch sample walks all queries down the tree together. That is the
-whole point of this module: Python loops over batch elements dominate the cost of prioritized
-replay otherwise (see ``benchmarks/bench_sum_tree.py``).
+The tree covers a flat index space ``0 .. capacity-1`` (the replay buffer's slots) and works on a
+whole batch of indices per call: a prioritized-replay training step is one :meth:`SumTree.sample`
+and one :meth:`SumTree.update`, each a fixed number of numpy calls whatever the batch size.
 
-Layout: a heap in one float64 array of length ``2 * leaves`` (``leaves`` = capacity rounded up to a
-power of two); the root is node 1, node ``i`` has children ``2i`` and ``2i+1``, leaf ``j`` is node
-``leaves + j``. Parents are recomputed from their children rather than adjusted by deltas, so
-floating-point error never accumulates over millions of updates.
+Shape: a wide, shallow tree. Below the top, every node has ``FANOUT`` (32) children; levels are
+added until the top one has at most ``TOP_MAX`` nodes (a million slots: leaves, 31,264 nodes of 32
+leaves, and a top of 977). Sampling takes one prefix sum over the top level, finds each query's top
+node with ``searchsorted``, then descends with a (batch, 32) prefix sum per level; an update
+re-sums the touched parents level by level. numpy charges per call far more than per element, so
+few levels of wide nodes beat a deep binary tree (20 levels of ~6 calls each for a million slots);
+``benchmarks/bench_sum_tree.py`` compares it with a vectorised binary tree and a Python loop tree.
 
-The tree stores whatever priorities it is given; raising them to the priority exponent alpha is
-the caller's job (Dopamine's Rainbow stores ``sqrt(loss)``, i.e. alpha = 0.5 applied by the agent).
+Sums are always recomputed from the leaves, never adjusted by deltas, so floating-point error does
+not accumulate over millions of updates. The tree stores whatever priorities it is given; raising
+them to the priority exponent alpha is the caller's job (Dopamine's Rainbow stores
+``sqrt(loss + 1e-10)``, i.e. alpha = 0.5 applied by the agent).
 """
 
 from __future__ import annotations
@@ -21,33 +24,45 @@ import numpy as np
 
 from anew.errors import AnewError
 
+FANOUT = 32  # children per node below the top level
+TOP_MAX = 2048  # the top level is searched with one prefix sum once it has at most this many nodes
+
 
 class SumTree:
-    """Priorities over ``capacity`` slots with O(log n) batched update and stratified sampling."""
+    """Priorities over ``capacity`` slots with batched update and stratified sampling."""
 
-    def __init__(self, capacity: int):
-        if capacity < 1:
-            raise ValueError(f"SumTree capacity must be >= 1, got {capacity}")
+    def __init__(self, capacity: int, fanout: int = FANOUT, top_max: int = TOP_MAX):
+        """``fanout`` and ``top_max`` only change speed (tests shrink them to build deep trees)."""
+        if capacity < 1 or fanout < 2 or top_max < 1:
+            raise ValueError(f"need capacity >= 1, fanout >= 2, top_max >= 1: got {capacity}, {fanout}, {top_max}")
         self.capacity = int(capacity)
-        self._leaves = 1 << max(0, (self.capacity - 1).bit_length())
-        self._depth = self._leaves.bit_length() - 1  # levels between the root and the leaves
-        self._nodes = np.zeros(2 * self._leaves, dtype=np.float64)
-        # Largest priority ever set (1.0 before any), Dopamine's priority for new transitions.
+        self.fanout = int(fanout)
+        # Levels from the leaves up. Every level below the top is padded with zero-mass nodes to a
+        # multiple of the fanout, so ``level.reshape(-1, fanout)[i]`` are the children of node i above.
+        sizes = [self.capacity]
+        while sizes[-1] > top_max:
+            sizes[-1] = -(-sizes[-1] // fanout) * fanout
+            sizes.append(sizes[-1] // fanout)
+        self._levels = [np.zeros(size, dtype=np.float64) for size in sizes]
+        self._total: float | None = 0.0
+        # Largest priority ever set (1.0 before any): Dopamine's priority for new transitions.
         self.max_priority = 1.0
 
     @property
     def total(self) -> float:
         """Sum of all priorities."""
-        return float(self._nodes[1])
+        if self._total is None:
+            self._total = float(self._levels[-1].sum())
+        return self._total
 
     def get(self, indices: np.ndarray | int) -> np.ndarray:
         """Priorities of the given slots."""
-        return self._nodes[self._leaves + self._check_indices(indices)]
+        return self._levels[0][self._check_indices(indices)]
 
     @property
     def priorities(self) -> np.ndarray:
         """A read-only view of all ``capacity`` leaf priorities."""
-        view = self._nodes[self._leaves : self._leaves + self.capacity]
+        view = self._levels[0][: self.capacity]
         view.flags.writeable = False
         return view
 
@@ -64,33 +79,44 @@ class SumTree:
         if indices.size == 0:
             return
         # Keep the last occurrence of each index so duplicates behave like sequential updates.
-        reversed_unique, first_in_reversed = np.unique(indices[::-1], return_index=True)
-        last = indices.size - 1 - first_in_reversed
-        nodes = reversed_unique + self._leaves
-        self._nodes[nodes] = priorities[last]
+        nodes, first_in_reversed = np.unique(indices[::-1], return_index=True)
+        self._levels[0][nodes] = priorities[indices.size - 1 - first_in_reversed]
+        for below, level in zip(self._levels, self._levels[1:]):
+            # Re-sum each touched parent from all its children. A parent listed twice gets the same
+            # sum twice, so no deduplication is needed above the leaves.
+            nodes = nodes // self.fanout
+            level[nodes] = below.reshape(-1, self.fanout)[nodes].sum(axis=1)
+        self._total = None
         self.max_priority = max(self.max_priority, float(priorities.max()))
-        for _ in range(self._depth):
-            nodes = np.unique(nodes >> 1)
-            self._nodes[nodes] = self._nodes[2 * nodes] + self._nodes[2 * nodes + 1]
 
     def find(self, masses: np.ndarray) -> np.ndarray:
-        """Slots whose cumulative-priority intervals contain ``masses`` (values in [0, total)).
+        """Slots whose cumulative-priority intervals ``[c_i, c_i + p_i)`` contain ``masses``.
 
-        Never returns a slot of priority zero: a query that rounding pushes past a subtree's mass
-        is sent to the sibling that has some.
+        ``masses`` should lie in [0, total); values that rounding pushes to or past an interval's
+        end are moved just inside it, so a slot of priority zero is never returned.
         """
-        if self.total <= 0.0:
-            raise ValueError("cannot sample from a SumTree whose priorities are all zero")
         masses = np.array(masses, dtype=np.float64, copy=True).reshape(-1)
-        nodes = np.ones(masses.shape, dtype=np.int64)
-        for _ in range(self._depth):
-            left = 2 * nodes
-            left_mass = self._nodes[left]
-            go_right = (masses >= left_mass) & (self._nodes[left + 1] > 0.0)
-            go_right |= left_mass <= 0.0
-            masses -= np.where(go_right, left_mass, 0.0)
-            nodes = left + go_right
-        return nodes - self._leaves
+        top = self._levels[-1]
+        starts = np.empty(top.size + 1)  # exclusive prefix sums of the top level, then the total
+        starts[0] = 0.0
+        np.cumsum(top, out=starts[1:])
+        if starts[-1] <= 0.0:
+            raise ValueError("cannot sample from a SumTree whose priorities are all zero")
+        np.clip(masses, 0.0, np.nextafter(starts[-1], 0.0), out=masses)
+        # nodes[k] satisfies starts[n] <= mass < starts[n+1], so node n has mass > 0.
+        nodes = np.searchsorted(starts, masses, side="right") - 1
+        masses -= starts[nodes]  # exactly >= 0, since mass >= starts[n]
+        rows = np.arange(masses.size)
+        for below in reversed(self._levels[:-1]):
+            children = below.reshape(-1, self.fanout)[nodes]  # (B, fanout)
+            starts = np.zeros((masses.size, self.fanout + 1))
+            np.cumsum(children, axis=1, out=starts[:, 1:])
+            np.minimum(masses, np.nextafter(starts[:, -1], 0.0), out=masses)
+            # The chosen child j has starts[j] <= mass < starts[j+1], so its mass is > 0.
+            chosen = (starts[:, 1:] <= masses[:, None]).sum(axis=1)
+            masses -= starts[rows, chosen]
+            nodes = nodes * self.fanout + chosen
+        return nodes
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
         """Stratified sample: split the total mass into ``batch_size`` equal strata, one query in each.
@@ -100,9 +126,7 @@ class SumTree:
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        offsets = rng.random(batch_size)
-        masses = (np.arange(batch_size) + offsets) * (self.total / batch_size)
-        return self.find(np.minimum(masses, np.nextafter(self.total, 0.0)))
+        return self.find((np.arange(batch_size) + rng.random(batch_size)) * (self.total / batch_size))
 
     def probabilities(self, indices: np.ndarray | int) -> np.ndarray:
         """Sampling probability ``priority / total`` of each slot."""
@@ -122,16 +146,17 @@ class SumTree:
         if priorities.shape != (self.capacity,):
             raise AnewError(
                 f"saved sum-tree priorities have shape {priorities.shape} but the buffer capacity is "
-                f"{self.capacity}: load it into a buffer with capacity {priorities.shape[0]}"
+                f"{self.capacity}: load them into a buffer of capacity {priorities.shape[0]}"
             )
         if not np.all(np.isfinite(priorities)) or np.any(priorities < 0):
             raise AnewError("saved sum-tree priorities are negative or not finite: the file is corrupt")
-        self._nodes[:] = 0.0
-        self._nodes[self._leaves : self._leaves + self.capacity] = priorities
-        for level in range(self._depth - 1, -1, -1):  # rebuild every internal level bottom-up
-            first, last = 1 << level, 2 << level
-            children = self._nodes[2 * first : 2 * last]
-            self._nodes[first:last] = children[0::2] + children[1::2]
+        self._levels[0][:] = 0.0
+        self._levels[0][: self.capacity] = priorities
+        for below, level in zip(self._levels, self._levels[1:]):
+            sums = below.reshape(-1, self.fanout).sum(axis=1)
+            level[:] = 0.0
+            level[: sums.size] = sums
+        self._total = None
         self.max_priority = float(state["max_priority"])
 
     def save(self, path_prefix: str) -> None:
@@ -141,9 +166,8 @@ class SumTree:
 
     def load(self, path_prefix: str) -> None:
         """Read what :meth:`save` wrote (``allow_pickle=False``)."""
-        self.load_state_dict(
-            {name: np.load(f"{path_prefix}{name}.npy", allow_pickle=False) for name in ("priorities", "max_priority")}
-        )
+        names = ("priorities", "max_priority")
+        self.load_state_dict({name: np.load(f"{path_prefix}{name}.npy", allow_pickle=False) for name in names})
 
     def _check_indices(self, indices: np.ndarray | int) -> np.ndarray:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)

@@ -10,10 +10,15 @@ from anew.agents.sum_tree import SumTree, importance_weights
 from anew.errors import AnewError
 
 
+# Small fanout / top sizes build trees with several levels from a few slots.
+SHAPES = [dict(fanout=2, top_max=1), dict(fanout=4, top_max=3), dict(fanout=3, top_max=2), dict()]
+
+
 @pytest.mark.parametrize("capacity", [1, 5, 8, 1000])
-def test_batched_updates_match_a_plain_array(capacity):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_batched_updates_match_a_plain_array(capacity, shape):
     rng = np.random.default_rng(0)
-    tree, reference = SumTree(capacity), np.zeros(capacity)
+    tree, reference = SumTree(capacity, **shape), np.zeros(capacity)
     for _ in range(50):
         indices = rng.integers(0, capacity, size=rng.integers(1, 20))  # with repeats
         values = rng.random(indices.size) * 10
@@ -37,7 +42,7 @@ def test_max_priority_is_the_largest_ever_set():
 
 
 def _sample_counts(priorities: np.ndarray, batch_size: int, batches: int, seed: int) -> np.ndarray:
-    tree = SumTree(priorities.size)
+    tree = SumTree(priorities.size, fanout=4, top_max=2)  # 3 levels, padded
     tree.update(np.arange(priorities.size), priorities)
     rng = np.random.default_rng(seed)
     samples = np.concatenate([tree.sample(batch_size, rng) for _ in range(batches)])
@@ -62,20 +67,29 @@ def test_sampling_frequencies_match_priorities_chi_square():
 
 def test_stratified_sampling_puts_one_query_in_each_stratum():
     # Equal priorities over B slots and a batch of B: every slot exactly once, in order.
-    tree = SumTree(16)
+    tree = SumTree(16, fanout=4, top_max=2)
     tree.update(np.arange(16), np.ones(16))
     rng = np.random.default_rng(0)
     for _ in range(20):
         np.testing.assert_array_equal(tree.sample(16, rng), np.arange(16))
 
 
-def test_find_never_lands_on_zero_priority_slots_at_boundaries():
-    tree = SumTree(6)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_find_never_lands_on_zero_priority_slots_at_boundaries(shape):
+    tree = SumTree(6, **shape)
     tree.update(np.arange(6), [1.0, 0.0, 0.0, 2.0, 0.0, 0.0])
     # Mass exactly 1.0 is the start of slot 3's interval [1, 3); just below the total is still slot 3.
     np.testing.assert_array_equal(tree.find(np.array([0.0, 0.999, 1.0, 2.999999, 3.0 - 1e-15])), [0, 0, 3, 3, 3])
     # Queries pushed past the total by rounding go to the last slot with mass, not to an empty one.
     np.testing.assert_array_equal(tree.find(np.array([3.0, 3.5])), [3, 3])
+    # Same when the slot with mass is the last child of its parent and later nodes are empty.
+    tree.update(np.arange(6), [0.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(tree.find(np.array([0.0, 0.5, 1.0, 7.0])), [1, 1, 1, 1])
+
+
+def test_a_million_slots_make_a_shallow_tree():
+    tree = SumTree(1_000_000)
+    assert [level.size for level in tree._levels] == [1_000_000, 31_264, 977]
 
 
 def test_sampling_from_an_empty_tree_fails_clearly():
@@ -101,12 +115,12 @@ def test_probabilities_are_priority_over_total():
 
 def test_save_and_load_round_trip(tmp_path):
     rng = np.random.default_rng(0)
-    tree = SumTree(37)
+    tree = SumTree(37, fanout=4, top_max=3)
     tree.update(np.arange(37), rng.random(37))
     tree.update([3], [9.0])
     tree.update([3], [0.2])
     tree.save(str(tmp_path / "sum_tree_"))
-    restored = SumTree(37)
+    restored = SumTree(37, fanout=4, top_max=3)
     restored.load(str(tmp_path / "sum_tree_"))
     np.testing.assert_array_equal(restored.priorities, tree.priorities)
     assert restored.total == pytest.approx(tree.total, rel=1e-12)
@@ -128,3 +142,13 @@ def test_importance_weights_normalised_by_max():
     weights = importance_weights(probabilities, 1.0)
     assert weights.max() == 1.0
     np.testing.assert_allclose(weights * probabilities, np.full(3, 0.1), rtol=1e-6)
+
+
+def test_find_agrees_with_a_search_over_the_full_prefix_sum():
+    rng = np.random.default_rng(4)
+    priorities = rng.random(1000) * (rng.random(1000) > 0.3)  # ~30% zeros
+    tree = SumTree(1000, fanout=8, top_max=10)
+    tree.update(np.arange(1000), priorities)
+    masses = rng.random(500) * priorities.sum()
+    expected = np.searchsorted(np.cumsum(priorities), masses, side="right")
+    np.testing.assert_array_equal(tree.find(masses), expected)
