@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 
 
-def make_support(v_min: float, v_max: float, num_atoms: int, device: torch.device | str | None = None) -> torch.Tensor:
+def make_support(
+    v_min: float, v_max: float, num_atoms: int, device: torch.device | str | None = None
+) -> torch.Tensor:
     """``num_atoms`` evenly spaced atoms from ``v_min`` to ``v_max`` (Dopamine: 51 atoms on [-10, 10])."""
     if num_atoms < 2 or not v_min < v_max:
         raise ValueError(f"need num_atoms >= 2 and v_min < v_max, got {num_atoms}, [{v_min}, {v_max}]")
@@ -44,7 +46,8 @@ def categorical_projection(
     """
     if support.dim() != 1 or next_probs.dim() != 2 or next_probs.shape[1] != support.shape[0]:
         raise ValueError(
-            f"expected support (K,) and next_probs (B, K), got {tuple(support.shape)} and {tuple(next_probs.shape)}"
+            f"expected support (K,) and next_probs (B, K), "
+            f"got {tuple(support.shape)} and {tuple(next_probs.shape)}"
         )
     v_min, v_max = support[0], support[-1]
     delta_z = (v_max - v_min) / (support.shape[0] - 1)

@@ -34,7 +34,9 @@ class SumTree:
     def __init__(self, capacity: int, fanout: int = FANOUT, top_max: int = TOP_MAX):
         """``fanout`` and ``top_max`` only change speed (tests shrink them to build deep trees)."""
         if capacity < 1 or fanout < 2 or top_max < 1:
-            raise ValueError(f"need capacity >= 1, fanout >= 2, top_max >= 1: got {capacity}, {fanout}, {top_max}")
+            raise ValueError(
+                f"need capacity >= 1, fanout >= 2, top_max >= 1: got {capacity}, {fanout}, {top_max}"
+            )
         self.capacity = int(capacity)
         self.fanout = int(fanout)
         # Levels from the leaves up. Every level below the top is padded with zero-mass nodes to a
@@ -167,12 +169,16 @@ class SumTree:
     def load(self, path_prefix: str) -> None:
         """Read what :meth:`save` wrote (``allow_pickle=False``)."""
         names = ("priorities", "max_priority")
-        self.load_state_dict({name: np.load(f"{path_prefix}{name}.npy", allow_pickle=False) for name in names})
+        self.load_state_dict(
+            {name: np.load(f"{path_prefix}{name}.npy", allow_pickle=False) for name in names}
+        )
 
     def _check_indices(self, indices: np.ndarray | int) -> np.ndarray:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if indices.size and (indices.min() < 0 or indices.max() >= self.capacity):
-            raise IndexError(f"SumTree index out of range [0, {self.capacity}): {indices.min()}..{indices.max()}")
+            raise IndexError(
+                f"SumTree index out of range [0, {self.capacity}): {indices.min()}..{indices.max()}"
+            )
         return indices
 
 

@@ -123,7 +123,8 @@ def main() -> None:
         print(f"{name:30s} {results[name]:8.0f} sample+update batches per CPU second")
     ours_rate, binary_rate, loop_rate = results.values()
     print(
-        f"capacity {args.capacity:,}, batch {args.batch_size}: anew / Python loop = {ours_rate / loop_rate:.2f}x, "
+        f"capacity {args.capacity:,}, batch {args.batch_size}: "
+        f"anew / Python loop = {ours_rate / loop_rate:.2f}x, "
         f"anew / numpy binary = {ours_rate / binary_rate:.2f}x"
     )
 

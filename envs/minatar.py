@@ -45,7 +45,9 @@ CELL_PIXELS = 16
 
 def _palette(num_channels: int) -> np.ndarray:
     """Black background plus one evenly spaced hue per channel, as uint8 RGB (C + 1, 3)."""
-    colours = [(0.0, 0.0, 0.0)] + [colorsys.hsv_to_rgb(k / num_channels, 0.8, 1.0) for k in range(num_channels)]
+    colours = [(0.0, 0.0, 0.0)] + [
+        colorsys.hsv_to_rgb(k / num_channels, 0.8, 1.0) for k in range(num_channels)
+    ]
     return (np.array(colours) * 255).round().astype(np.uint8)
 
 
@@ -71,7 +73,9 @@ class MinAtarEnv(gym.Env):
         try:
             from minatar import Environment
         except ImportError as error:
-            raise AnewError("MinAtar is not installed: pip install 'anew[minatar]' (or pip install minatar)") from error
+            raise AnewError(
+                "MinAtar is not installed: pip install 'anew[minatar]' (or pip install minatar)"
+            ) from error
 
         self.game = game
         self.render_mode = render_mode
@@ -79,7 +83,9 @@ class MinAtarEnv(gym.Env):
             MINATAR_GAMES[game], sticky_action_prob=sticky_action_prob, difficulty_ramping=difficulty_ramping
         )
         self._action_set = (
-            list(self._game.minimal_action_set()) if minimal_action_set else list(range(self._game.num_actions()))
+            list(self._game.minimal_action_set())
+            if minimal_action_set
+            else list(range(self._game.num_actions()))
         )
         height, width, channels = self._game.state_shape()
         self.action_space = spaces.Discrete(len(self._action_set))

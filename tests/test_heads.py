@@ -63,7 +63,9 @@ def test_full_rainbow_layout_noisy_dueling_with_hidden_layer():
 
 def test_noisy_head_is_deterministic_in_eval_and_noisy_in_train():
     torch.manual_seed(2)
-    network = RainbowNetwork(MLP(5, (16,)), QHead(16, 3, 11, noisy=True, dueling=True), make_support(-1, 1, 11))
+    network = RainbowNetwork(
+        MLP(5, (16,)), QHead(16, 3, 11, noisy=True, dueling=True), make_support(-1, 1, 11)
+    )
     obs = torch.randn(4, 5)
     network.eval()
     q_eval = network(obs)

@@ -93,7 +93,7 @@ def test_sticky_actions_repeat_the_previous_action_from_noop():
     noop = MinAtarEnv("Breakout", sticky_action_prob=0.0)
     obs_a, _ = always_sticky.reset(seed=5)  # ...and reset must forget it
     obs_b, _ = noop.reset(seed=5)
-    for step in range(30):
+    for _ in range(30):
         np.testing.assert_array_equal(obs_a, obs_b)
         obs_a, *_ = always_sticky.step(2)  # "right"
         obs_b, *_ = noop.step(0)
@@ -107,7 +107,7 @@ def test_sticky_actions_repeat_the_previous_action_from_noop():
 def test_freeway_ends_by_its_own_clock():
     env = MinAtarEnv("Freeway")
     env.reset(seed=0)
-    for step in range(1, 2600):
+    for step in range(1, 2600):  # noqa: B007 (read after the loop)
         *_, terminated, truncated, _ = env.step(0)
         if terminated:
             break

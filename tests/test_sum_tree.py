@@ -11,7 +11,7 @@ from anew.errors import AnewError
 
 
 # Small fanout / top sizes build trees with several levels from a few slots.
-SHAPES = [dict(fanout=2, top_max=1), dict(fanout=4, top_max=3), dict(fanout=3, top_max=2), dict()]
+SHAPES = [{"fanout": 2, "top_max": 1}, {"fanout": 4, "top_max": 3}, {"fanout": 3, "top_max": 2}, {}]
 
 
 @pytest.mark.parametrize("capacity", [1, 5, 8, 1000])
@@ -79,7 +79,8 @@ def test_find_never_lands_on_zero_priority_slots_at_boundaries(shape):
     tree = SumTree(6, **shape)
     tree.update(np.arange(6), [1.0, 0.0, 0.0, 2.0, 0.0, 0.0])
     # Mass exactly 1.0 is the start of slot 3's interval [1, 3); just below the total is still slot 3.
-    np.testing.assert_array_equal(tree.find(np.array([0.0, 0.999, 1.0, 2.999999, 3.0 - 1e-15])), [0, 0, 3, 3, 3])
+    masses = np.array([0.0, 0.999, 1.0, 2.999999, 3.0 - 1e-15])
+    np.testing.assert_array_equal(tree.find(masses), [0, 0, 3, 3, 3])
     # Queries pushed past the total by rounding go to the last slot with mass, not to an empty one.
     np.testing.assert_array_equal(tree.find(np.array([3.0, 3.5])), [3, 3])
     # Same when the slot with mass is the last child of its parent and later nodes are empty.
