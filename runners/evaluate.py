@@ -55,9 +55,15 @@ def record_video(agent: Any, env_id: str, path: Path, seed: int, env_protocol: s
     """Play one evaluation episode and save it as an animated GIF (no video codec needed)."""
     from PIL import Image
 
-    env = make_env(env_id, env_protocol, training=False, render_mode="rgb_array")
-    obs, _ = env.reset(seed=seed)
-    frames, done = [env.render()], False
+    import gymnasium as gym
+
+    try:
+        env = make_env(env_id, env_protocol, training=False, render_mode="rgb_array")
+        obs, _ = env.reset(seed=seed)
+        first = env.render()
+    except gym.error.DependencyNotInstalled as error:
+        raise AnewError(f"--capture-video cannot render {env_id}: {error}") from error
+    frames, done = [first], False
     while not done and len(frames) < max_frames:
         obs, _, terminated, truncated, _ = env.step(agent.act(obs[None], explore=False)[0])
         frames.append(env.render())

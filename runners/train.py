@@ -261,7 +261,7 @@ def parse_train_args(argv: list[str]) -> tuple[str, RunArgs, Any]:
         args=rest,
         default=command(run=dataclasses.replace(pre, preset=preset_name), agent=preset),
         prog=f"anew train {agent_name}",
-        config=(tyro.conf.OmitArgPrefixes, tyro.conf.FlagConversionOff),
+        config=(tyro.conf.OmitArgPrefixes,),
         description=f"Train {agent_name} (preset {preset_name!r} sets the defaults below).",
     )
     return agent_name, parsed.run, parsed.agent

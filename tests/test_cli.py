@@ -92,3 +92,37 @@ def test_truncated_or_foreign_checkpoint_is_refused(tmp_path: Path, capsys) -> N
     agent_file.write_bytes(pickle.dumps({"payload": object()}))
     assert main(["evaluate", str(checkpoint)]) == 2
     assert "cannot be loaded safely" in capsys.readouterr().err
+
+
+def test_full_disk_while_checkpointing_keeps_earlier_checkpoints(tmp_path: Path, monkeypatch, capsys) -> None:
+    import errno
+
+    import torch
+
+    from anew.runners import checkpoint
+
+    run = tmp_path / "run"
+    calls = {"n": 0}
+    real_save = torch.save
+
+    def failing_save(obj, path, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] >= 2:  # the first checkpoint succeeds, the second finds the disk full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint.torch, "save", failing_save)
+    assert train(run) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "earlier checkpoints are intact" in err
+    kept = [p.name for p in (run / "checkpoints").iterdir()]
+    assert kept == ["step_000000000300"]  # no half-written folder left behind
+    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    assert main(["evaluate", str(run), "--episodes", "1"]) == 0
+
+
+def test_capture_video_writes_gifs(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert train(run, "--capture-video") == 0
+    gifs = sorted(p.name for p in (run / "videos").glob("*.gif"))
+    assert gifs == ["eval_step_300.gif", "eval_step_600.gif"]
