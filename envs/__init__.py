@@ -29,7 +29,7 @@ __all__ = [
 # Modules that register families of anew envs; each exposes the named function.
 _REGISTRARS = (
     ("anew.envs.minatar", "register_minatar_envs"),
-    # ("anew.envs.inventory", "register_inventory_envs"),  # wired when the inventory envs land
+    ("anew.envs.inventory_gym", "register_inventory_envs"),
 )
 _registered = False
 
