@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
 from anew.errors import AnewError
 
 Aggregate = Callable[[np.ndarray], np.ndarray]

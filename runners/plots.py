@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from anew.runners.metrics import Estimate
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from anew.runners.metrics import Estimate
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies and in grayscale print.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -99,8 +100,9 @@ def plot_performance_profiles(
     figure = _new_figure(5.2, 3.6)
     axis = figure.subplots()
     for agent, (point, low, high) in profiles.items():
-        axis.plot(taus, point, color=colors[agent], linewidth=2, label=agent)
-        axis.fill_between(taus, low, high, color=colors[agent], alpha=0.2, linewidth=0)
+        # Profiles are step functions of tau: draw them as steps, not as slopes between grid points.
+        axis.plot(taus, point, color=colors[agent], linewidth=2, label=agent, drawstyle="steps-post")
+        axis.fill_between(taus, low, high, color=colors[agent], alpha=0.2, linewidth=0, step="post")
     axis.set_xlabel(f"{xlabel} (\u03c4)")
     axis.set_ylabel("Fraction of runs with score > \u03c4")
     axis.set_ylim(-0.02, 1.02)
@@ -147,7 +149,8 @@ def plot_probability_of_improvement(
     axis.set_ylim(-0.6, len(names) - 0.4)
     axis.invert_yaxis()
     axis.set_xlim(0.0, 1.0)
-    axis.set_xlabel(f"P(X > Y) ({confidence:.0%} stratified-bootstrap intervals)")
+    axis.set_xlabel("P(X > Y)")
+    axis.set_title(f"Probability of improvement, {confidence:.0%} intervals", fontsize=10)
     _tidy(axis)
     axis.grid(False, axis="y")
     return _save(figure, path)

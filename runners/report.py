@@ -1,9 +1,10 @@
 """``anew report RUN_DIRS_OR_GLOBS...``: rliable-style aggregates, a Markdown table, JSON and PNG figures.
 
 Reading runs:
-- Each argument is a run directory (holding ``eval.json``), an ``eval.json`` file, a folder searched
+- Each argument is a run directory (holding ``eval.json``), an eval.json file, a folder searched
   recursively for ``eval.json`` files, or a glob of any of these. A pattern that matches nothing is an
-  error; a matched folder with no ``eval.json`` below it is skipped with a note on stderr.
+  error; a folder with no ``eval.json`` below it, or a file a glob matched that is not named eval.json,
+  is skipped with a note on stderr.
 - A run's score on its task is the mean of the returns of one evaluation: the last one, or the one at
   ``--step N``. All runs on a task must be compared at the same step.
 - Runs are grouped by the ``agent`` field (the label) and by ``env_id`` (the task). If runs of one agent
@@ -31,6 +32,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 import tyro
+
 from anew.errors import AnewError
 from anew.runners import metrics, normalization, plots
 from anew.runners.report_data import Run, build_matrices, load_runs
@@ -56,7 +58,7 @@ class ReportArgs:
     bounds: Path | None = None
     """JSON/TOML {env_id: [low, high]} for --normalize minmax (e.g. random and optimal returns)"""
     step: int | None = None
-    """which evaluation to score: the one at this agent step (default: each run's last)"""
+    """which evaluation to score: the one at this agent step (None: each run's last)"""
     reps: int = metrics.DEFAULT_REPS
     """bootstrap resamples"""
     seed: int = 0
@@ -84,8 +86,10 @@ def collect_paths(patterns: tuple[str, ...] | list[str]) -> list[Path]:
         if not matches:
             raise AnewError(f"{pattern!r} matches no file or directory; check the path or the glob")
         for match in matches:
-            if match.is_file():
+            if match.is_file() and (match.name == "eval.json" or not glob.has_magic(pattern)):
                 found.append(match)
+            elif match.is_file():
+                print(f"anew report: skipping {match}: not an eval.json", file=sys.stderr)
             elif (match / "eval.json").is_file():
                 found.append(match / "eval.json")
             else:
@@ -101,12 +105,15 @@ def collect_paths(patterns: tuple[str, ...] | list[str]) -> list[Path]:
     return unique
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
 
 
 def _interval(estimate: metrics.Estimate) -> str:
-    return f"{_fmt(estimate.point)} [{_fmt(estimate.low)}, {_fmt(estimate.high)}]"
+    """Point [low, high] with one precision: 3 decimals for normalised scores, 1 for large returns."""
+    largest = max(abs(estimate.point), abs(estimate.low), abs(estimate.high))
+    digits = 3 if largest < 100 else 1
+    return f"{estimate.point:.{digits}f} [{estimate.low:.{digits}f}, {estimate.high:.{digits}f}]"
 
 
 def markdown_table(result: dict) -> str:
@@ -114,7 +121,7 @@ def markdown_table(result: dict) -> str:
     tasks = result["tasks"]
     task_text = ", ".join(tasks) if len(tasks) <= 6 else f"{', '.join(tasks[:6])}, ..."
     lines = [
-        f"## {len(result['runs'])} agents on {len(tasks)} task{'s' * (len(tasks) != 1)} ({task_text})",
+        f"## {_plural(len(result['runs']), 'agent')} on {_plural(len(tasks), 'task')} ({task_text})",
         "",
         (
             f"Scores: {result['score_description']}; evaluation: {settings['step_description']}. "
@@ -129,6 +136,14 @@ def markdown_table(result: dict) -> str:
     for agent, runs in result["runs"].items():
         cells = [_interval(metrics.Estimate(**result["metrics"][name][agent])) for name in names]
         lines.append(f"| {agent} | {runs} | " + " | ".join(cells) + " |")
+    if settings["normalize"] == "none":
+        lines += [
+            "",
+            (
+                f"Optimality Gap is measured below gamma = {settings['gamma']} in raw return units "
+                "(pass --gamma, e.g. the maximum return, or normalise the scores)."
+            ),
+        ]
     if result["probability_of_improvement"]:
         lines += ["", "| Probability of improvement | P(X > Y) |", "|---|---:|"]
         for pair, numbers in result["probability_of_improvement"].items():
@@ -156,12 +171,13 @@ def compute_report(runs: list[Run], args: ReportArgs) -> dict:
     estimates = metrics.aggregate_estimates(
         data.scores, statistics, args.reps, args.seed, args.task_bootstrap, args.confidence
     )
-    improvement = {
-        f"{x}>{y}": metrics.probability_of_improvement_estimate(
+    # Each pair reads "better > worse" by IQM, so the plot shows how sure the lead is.
+    improvement = {}
+    for first, second in itertools.combinations(agents, 2):
+        x, y = sorted((first, second), key=lambda agent: -estimates["IQM"][agent].point)
+        improvement[f"{x}>{y}"] = metrics.probability_of_improvement_estimate(
             data.scores[x], data.scores[y], args.reps, args.seed, args.confidence
         )
-        for x, y in itertools.combinations(agents, 2)
-    }
     all_scores = np.concatenate([scores.ravel() for scores in data.scores.values()])
     low, high = float(all_scores.min()), float(all_scores.max())
     margin = 0.05 * (high - low) if high > low else 0.5

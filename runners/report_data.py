@@ -16,33 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from anew.errors import AnewError
 from anew.runners import normalization
 from anew.runners.normalization import Bounds
 
-# Config keys that differ between runs of one setting by design; they never split or block a group.
-PER_RUN_KEYS = {
-    "seed",
-    "run_dir",
-    "env_id",
-    "device",
-    "exp_name",
-    "track",
-    "capture_video",
-    "cuda",
-    "torch_deterministic",
-    "wandb_project_name",
-    "wandb_entity",
-    "anew_version",
-    "version",
-    "time",
-    "start_time",
-    "hostname",
-    "resume",
-    "log_dir",
-    "checkpoint_dir",
-    "progress",
-}
+# Config keys (last dotted part) that differ between runs of one setting by design, or do not change
+# results; they never split or block a group. Keys ending in _dir or _path are skipped too. Budgets
+# (total_steps, eval_every) are left to the step check, which names the runs and suggests --step.
+PER_RUN_KEYS = frozenset(
+    "seed env_id device exp_name track capture_video cuda torch_deterministic threads wandb_project_name "
+    "wandb_entity anew_version version time start_time hostname resume progress log_every checkpoint_every "
+    "keep_checkpoints total_steps eval_every".split()
+)
 
 
 @dataclass
@@ -150,25 +136,12 @@ def load_runs(paths: list[Path], label_by: tuple[str, ...] = (), mixed_configs: 
     runs = [read_run(path) for path in paths]
     for run in runs:
         if label_by:
-            absent = [key for key in label_by if key not in run.config]
-            if absent:
-                raise AnewError(
-                    f"run {run.name} has no config key {absent[0]!r} for --label-by; "
-                    f"its keys include {', '.join(sorted(run.config)[:12])}"
-                )
-            run.label = run.agent + "[" + ",".join(f"{k}={run.config[k]}" for k in label_by) + "]"
+            values = [f"{key}={run.config[resolve_key(run, key)]}" for key in label_by]
+            run.label = f"{run.agent}[{','.join(values)}]"
     groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
     for run in runs:
         groups[run.label, run.env_id].append(run)
     for (label, env_id), group in groups.items():
-        by_seed: dict[int, Run] = {}
-        for run in group:
-            if run.seed in by_seed:
-                raise AnewError(
-                    f"runs {by_seed[run.seed].name} and {run.name} are both {label} on {env_id} with seed "
-                    f"{run.seed}; remove one, or tell them apart with --label-by KEY"
-                )
-            by_seed[run.seed] = run
         differing = [] if mixed_configs else _differing_keys(group)
         if differing:
             examples = "; ".join(
@@ -179,6 +152,17 @@ def load_runs(paths: list[Path], label_by: tuple[str, ...] = (), mixed_configs: 
                 f"runs of {label} on {env_id} differ in config ({examples}); pass --label-by "
                 f"{differing[0]} to report each setting separately, or --mixed-configs to pool them"
             )
+        seen: dict[tuple[int, str], Run] = {}
+        for run in group:  # the same seed and setting twice is almost always one run copied or rerun
+            setting = json.dumps(
+                {k: v for k, v in run.config.items() if not _is_per_run(k)}, sort_keys=True, default=str
+            )
+            if (run.seed, setting) in seen:
+                raise AnewError(
+                    f"runs {seen[run.seed, setting].name} and {run.name} are both {label} on {env_id} with seed "
+                    f"{run.seed} and the same config; remove one of them from the report"
+                )
+            seen[run.seed, setting] = run
     return runs
 
 

@@ -20,6 +20,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from anew.errors import AnewError
 from anew.runners import metrics
 
