@@ -13,40 +13,49 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anew.agents.impala import ImpalaCNN
+
 
 class NatureCNN(nn.Module):
-    """Mnih et al. (2015) torso with Dopamine's SAME padding; uint8 (B, C, 84, 84) in, 512 features out."""
+    """Mnih et al. (2015) torso with Dopamine's SAME padding; uint8 (B, C, 84, 84) in, 512 features out.
+
+    ``features=None`` stops after the convs (7744 features, no ``dense``): Dopamine's FullRainbowNetwork
+    puts its 512-unit layer in the head, where it can be noisy.
+    """
 
     # (left, right, top, bottom) paddings equal to flax/TF 'SAME' for an 84x84 input.
     PADDINGS = ((2, 2, 2, 2), (1, 2, 1, 2), (1, 1, 1, 1))
 
-    def __init__(self, in_channels: int = 4, features: int = 512):
+    def __init__(self, in_channels: int = 4, features: int | None = 512):
         super().__init__()
         self.conv0 = nn.Conv2d(in_channels, 32, 8, stride=4)
         self.conv1 = nn.Conv2d(32, 64, 4, stride=2)
         self.conv2 = nn.Conv2d(64, 64, 3, stride=1)
-        self.dense = nn.Linear(64 * 11 * 11, features)
-        self.out_features = features
+        self.dense = nn.Linear(64 * 11 * 11, features) if features is not None else None
+        self.out_features = features if features is not None else 64 * 11 * 11
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs.float() / 255.0  # Dopamine divides inside the network
         for conv, pad in zip((self.conv0, self.conv1, self.conv2), self.PADDINGS):
             x = F.relu(conv(F.pad(x, pad)))
-        return F.relu(self.dense(x.flatten(1)))
+        x = x.flatten(1)
+        return F.relu(self.dense(x)) if self.dense is not None else x
 
 
 class MinAtarCNN(nn.Module):
-    """The MinAtar paper's torso: one 3x3 conv with 16 channels, then a dense layer of 128."""
+    """The MinAtar paper's torso: one 3x3 conv with 16 channels, then a dense layer of 128
+    (``features=None``: the conv only)."""
 
-    def __init__(self, in_channels: int, height: int = 10, width: int = 10, features: int = 128):
+    def __init__(self, in_channels: int, height: int = 10, width: int = 10, features: int | None = 128):
         super().__init__()
+        conv_features = 16 * (height - 2) * (width - 2)
         self.conv = nn.Conv2d(in_channels, 16, 3, stride=1)
-        self.dense = nn.Linear(16 * (height - 2) * (width - 2), features)
-        self.out_features = features
+        self.dense = nn.Linear(conv_features, features) if features is not None else None
+        self.out_features = features if features is not None else conv_features
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.conv(obs.float()))
-        return F.relu(self.dense(x.flatten(1)))
+        x = F.relu(self.conv(obs.float())).flatten(1)
+        return F.relu(self.dense(x)) if self.dense is not None else x
 
 
 class MLP(nn.Module):
@@ -86,18 +95,36 @@ class QNetwork(nn.Module):
         return self.head(self.torso(obs))
 
 
-def make_torso(kind: str, obs_shape: Sequence[int], hidden: Sequence[int] = (256, 256)) -> nn.Module:
-    """Build a torso by name for an observation shape (channels first for images)."""
+TORSOS = ("nature", "minatar", "impala", "mlp")
+
+
+def make_torso(
+    kind: str, obs_shape: Sequence[int], hidden: Sequence[int] = (256, 256), *, final_dense: bool = True
+) -> nn.Module:
+    """Build a torso by name for an observation shape (channels first for images).
+
+    ``final_dense=False`` leaves out the torso's last dense layer (the CNNs' feature layer, the MLP's
+    last hidden layer) so a head can own it, e.g. as a noisy layer (Dopamine's FullRainbowNetwork).
+    """
     if kind == "nature":
-        return NatureCNN(in_channels=obs_shape[0])
+        return NatureCNN(in_channels=obs_shape[0], features=512 if final_dense else None)
     if kind == "minatar":
-        return MinAtarCNN(in_channels=obs_shape[0], height=obs_shape[1], width=obs_shape[2])
+        return MinAtarCNN(obs_shape[0], obs_shape[1], obs_shape[2], features=128 if final_dense else None)
+    if kind == "impala":
+        # Atari frames are 0..255; MinAtar-style grids are already 0/1.
+        scale = 255.0 if tuple(obs_shape[1:]) == (84, 84) else 1.0
+        torso = ImpalaCNN(obs_shape[0], obs_shape[1], obs_shape[2], input_scale=scale)
+        if not final_dense:
+            # ImpalaCNN computes relu(dense(relu(x))); with an identity dense that is relu(x), the conv output.
+            torso.dense = nn.Identity()
+            torso.out_features = torso.conv_features
+        return torso
     if kind == "mlp":
         in_features = 1
         for dim in obs_shape:
             in_features *= int(dim)
-        return MLP(in_features, hidden)
-    raise ValueError(f"unknown torso {kind!r}: choose one of 'nature', 'minatar', 'mlp'")
+        return MLP(in_features, hidden if final_dense else tuple(hidden)[:-1])
+    raise ValueError(f"unknown torso {kind!r}: choose one of {', '.join(TORSOS)}")
 
 
 def default_torso(obs_shape: Sequence[int]) -> str:
