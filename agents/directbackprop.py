@@ -87,7 +87,9 @@ def discounted_mean(rewards: torch.Tensor, gamma: float, warmup: int = 0) -> tor
 class DirectBackpropAgent:
     """Agent protocol: ``act`` is the deterministic policy; ``update`` takes one gradient step."""
 
-    def __init__(self, obs_dim: int, config: DirectBackpropConfig | None = None, rollout: Rollout | None = None):
+    def __init__(
+        self, obs_dim: int, config: DirectBackpropConfig | None = None, rollout: Rollout | None = None
+    ):
         self.config = config or DirectBackpropConfig()
         torch.manual_seed(self.config.seed)
         self.network = OrderNetwork(obs_dim, self.config)

@@ -82,7 +82,9 @@ class BaseStockPolicy(_StatelessPolicy):
         self.max_order, self.integer = max_order, True
 
     @classmethod
-    def newsvendor(cls, lead_time: int, demand_pmf: np.ndarray, p: float, h: float, **kwargs) -> BaseStockPolicy:
+    def newsvendor(
+        cls, lead_time: int, demand_pmf: np.ndarray, p: float, h: float, **kwargs
+    ) -> BaseStockPolicy:
         return cls(demand_quantile(demand_pmf, lead_time + 1, p / (p + h)), lead_time, **kwargs)
 
     def _orders(self, obs: np.ndarray) -> np.ndarray:
@@ -112,9 +114,13 @@ class SSPolicy(_StatelessPolicy):
 class VectorBaseStockPolicy(_StatelessPolicy):
     """Morton's standard vector base-stock: q = min over l of (S_l - sum_{k>=l} x_k)^+."""
 
-    def __init__(self, lead_time: int, demand_pmf: np.ndarray, p: float, h: float, max_order: int | None = None):
+    def __init__(
+        self, lead_time: int, demand_pmf: np.ndarray, p: float, h: float, max_order: int | None = None
+    ):
         fraction = p / (p + h)
-        self.levels = np.array([demand_quantile(demand_pmf, lead_time - l + 1, fraction) for l in range(lead_time + 1)])
+        self.levels = np.array(
+            [demand_quantile(demand_pmf, lead_time - l + 1, fraction) for l in range(lead_time + 1)]
+        )
         self.lead_time, self.max_order, self.integer = lead_time, max_order, True
 
     def _orders(self, obs: np.ndarray) -> np.ndarray:
@@ -134,7 +140,9 @@ class TablePolicy(_StatelessPolicy):
         self.table, self.max_order, self.integer = np.asarray(table), max_order, True
 
     def _orders(self, obs: np.ndarray) -> np.ndarray:
-        state = np.clip(np.rint(obs[:, : self.table.ndim]).astype(np.int64), 0, np.array(self.table.shape) - 1)
+        state = np.clip(
+            np.rint(obs[:, : self.table.ndim]).astype(np.int64), 0, np.array(self.table.shape) - 1
+        )
         return np.maximum(self.table[tuple(state.T)], 0).astype(float)
 
 
@@ -214,7 +222,10 @@ class MyopicPolicy(_StatelessPolicy):
         if self.lead_time > 1:
             first = first + states[:, 1:2]
         parts = [np.broadcast_to(first[:, :, None], (n, n_demand, n_orders))]
-        parts += [np.broadcast_to(states[:, k, None, None], (n, n_demand, n_orders)) for k in range(2, self.lead_time)]
+        parts += [
+            np.broadcast_to(states[:, k, None, None], (n, n_demand, n_orders))
+            for k in range(2, self.lead_time)
+        ]
         parts.append(np.broadcast_to(self.order_range[None, None, :], (n, n_demand, n_orders)))
         if self.lead_time == 1:  # the order joins the on-hand directly
             parts = [parts[0] + parts[-1]]
@@ -269,7 +280,9 @@ def best_capped_base_stock(
     """Grid search over (S, r) of the capped base-stock policy min((S - IP)^+, r)."""
     caps = list(caps)
     scored = [
-        (evaluate(BaseStockPolicy(level, lead_time, cap=cap, **kwargs)), level, cap) for level in levels for cap in caps
+        (evaluate(BaseStockPolicy(level, lead_time, cap=cap, **kwargs)), level, cap)
+        for level in levels
+        for cap in caps
     ]
     cost, level, cap = min(scored)
     return BaseStockPolicy(level, lead_time, cap=cap, **kwargs), cost

@@ -144,7 +144,9 @@ class InventorySim:
         return self.config.state_size
 
     @torch.no_grad()
-    def step(self, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    def step(
+        self, order: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Advance every instance one period; returns (state, reward = -cost, episode_over [B], info).
 
         The lost-sales and backlog models never end by themselves (``episode_over`` is all False);
@@ -174,7 +176,9 @@ class InventorySim:
         """Differentiable rewards [B, periods] of ``policy`` on fresh demand paths, and the final state."""
         demands = self.sample_demand(periods)
         if batch_size is not None and batch_size != self.num_envs:
-            raise AnewError(f"this sim draws {self.num_envs} paths per rollout; build it with num_envs={batch_size}")
+            raise AnewError(
+                f"this sim draws {self.num_envs} paths per rollout; build it with num_envs={batch_size}"
+            )
         costs, final = rollout(self.config, policy, demands, initial_state)
         return -costs, final
 
@@ -192,7 +196,9 @@ def rollout(
     """
     batch, periods = demands.shape
     state = (
-        torch.zeros(batch, config.state_size, device=demands.device) if initial_state is None else initial_state
+        torch.zeros(batch, config.state_size, device=demands.device)
+        if initial_state is None
+        else initial_state
     )
     costs = []
     for t in range(periods):

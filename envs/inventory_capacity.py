@@ -89,7 +89,9 @@ class CapacitySim:
         c, periods = self.config, self.config.replay.periods
         batch = len(products) // c.num_products
         base = c.capacity_fraction * self.product_mean[products].view(batch, c.num_products).sum(dim=1)
-        noise = torch.randn(batch, periods, generator=self.generator, device=self.device) * c.capacity_volatility
+        noise = (
+            torch.randn(batch, periods, generator=self.generator, device=self.device) * c.capacity_volatility
+        )
         stationary = c.capacity_volatility / np.sqrt(1.0 - c.capacity_autocorrelation**2)
         u = [noise[:, 0] / c.capacity_volatility * stationary]
         for t in range(1, periods):
@@ -97,7 +99,9 @@ class CapacitySim:
         log_path = torch.stack(u, dim=1) - 0.5 * stationary**2  # mean-one multiplicative noise
         return base[:, None] * torch.exp(log_path)
 
-    def observe(self, state: ReplayState, products: torch.Tensor, capacity: torch.Tensor, t: int) -> torch.Tensor:
+    def observe(
+        self, state: ReplayState, products: torch.Tensor, capacity: torch.Tensor, t: int
+    ) -> torch.Tensor:
         lanes = replay_observation(state, self.lanes.exogenous(products, t))
         return torch.cat([lanes.view(len(capacity), -1), capacity[:, None]], dim=1)
 
@@ -119,7 +123,9 @@ class CapacitySim:
         return state, reward, info
 
     @torch.no_grad()
-    def step(self, orders: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    def step(
+        self, orders: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """orders [B, N] -> (obs, reward, episode_over [B], info)."""
         periods = self.config.replay.periods
         if self.t >= periods:

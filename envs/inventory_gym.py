@@ -11,7 +11,7 @@ of the replayed record), so episodes are always truncated, never terminated.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -76,7 +76,12 @@ def make_sim(
             raise AnewError(f"{env_id} has continuous orders only; drop action_type='discrete'")
         if kind in ("history_replay", "vendor_constraints"):
             if kind == "vendor_constraints":
-                defaults = {"general_arrivals": True, "min_order": 10.0, "order_multiple": 5.0, "cost_at": "arrival"}
+                defaults = {
+                    "general_arrivals": True,
+                    "min_order": 10.0,
+                    "order_multiple": 5.0,
+                    "cost_at": "arrival",
+                }
                 kwargs = defaults | kwargs
             replay = ReplayConfig(**kwargs)
             sim = ReplaySim(replay, num_envs, seed, device)
@@ -87,7 +92,11 @@ def make_sim(
         config = CapacityConfig(replay=ReplayConfig(**({"max_order": 50.0} | kwargs)), **capacity_kwargs)
         sim = CapacitySim(config, num_envs, seed, device)
         obs_space = spaces.Box(0.0, np.inf, (sim.observation_size,), np.float32)
-        return sim, obs_space, spaces.Box(0.0, float(config.replay.max_order), (config.num_products,), np.float32)
+        return (
+            sim,
+            obs_space,
+            spaces.Box(0.0, float(config.replay.max_order), (config.num_products,), np.float32),
+        )
     except TypeError as error:  # an unknown keyword: name it and where the options are listed
         raise AnewError(f"bad option for {env_id}: {error}; see anew.envs.inventory_gym.make_sim") from error
 
@@ -102,7 +111,7 @@ def render_bars(values: np.ndarray, colors: list[tuple[int, int, int]], height: 
     frame = np.full((height, width, 3), 255, dtype=np.uint8)
     top = max(float(np.max(np.abs(values))), 1.0)
     for i, (value, color) in enumerate(zip(values, colors)):
-        bar = int(round((height - 10) * min(abs(float(value)) / top, 1.0)))
+        bar = round((height - 10) * min(abs(float(value)) / top, 1.0))
         frame[height - 5 - bar : height - 5, 8 + 32 * i : 32 * (i + 1)] = color
     frame[height - 5 :, :] = 0  # baseline
     return frame
@@ -118,7 +127,7 @@ def _frame(obs: np.ndarray, info: dict[str, np.ndarray], lanes: int) -> np.ndarr
 class InventoryEnv(gym.Env):
     """A single instance of a batched inventory simulator (a batch of one)."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(self, env_id: str, render_mode: str | None = None, **kwargs: Any):
         if render_mode not in (None, "rgb_array"):
@@ -155,7 +164,11 @@ class InventoryVectorEnv(gym.vector.VectorEnv):
     final one in ``info["final_obs"]``).
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 4, "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["rgb_array"],
+        "render_fps": 4,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
 
     def __init__(
         self,
@@ -167,7 +180,9 @@ class InventoryVectorEnv(gym.vector.VectorEnv):
         seed: int | None = None,
         **kwargs: Any,
     ):
-        self.sim, self.single_observation_space, self.single_action_space = make_sim(env_id, num_envs, seed, **kwargs)
+        self.sim, self.single_observation_space, self.single_action_space = make_sim(
+            env_id, num_envs, seed, **kwargs
+        )
         self.num_envs = num_envs
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)

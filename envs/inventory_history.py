@@ -106,7 +106,9 @@ def synthetic_history(
     """
     rng = np.random.default_rng(seed)
     stationary_sd = volatility / np.sqrt(1.0 - autocorrelation**2)
-    level = rng.normal(np.log(demand_mean) - 0.5 * (demand_spread**2 + stationary_sd**2), demand_spread, num_products)
+    level = rng.normal(
+        np.log(demand_mean) - 0.5 * (demand_spread**2 + stationary_sd**2), demand_spread, num_products
+    )
     z = np.empty((num_products, periods))
     z[:, 0] = rng.normal(0.0, stationary_sd, num_products)
     for t in range(1, periods):
@@ -126,7 +128,9 @@ def synthetic_history(
         split = rng.dirichlet([6.0, 2.0, 1.0], size=(num_products, periods))
         shares = np.zeros((num_products, periods, lags))
         for offset in range(3):
-            np.put_along_axis(shares, (lead_time + offset)[..., None], split[..., offset : offset + 1], axis=-1)
+            np.put_along_axis(
+                shares, (lead_time + offset)[..., None], split[..., offset : offset + 1], axis=-1
+            )
     yields = rng.uniform(min_yield, 1.0, (num_products, periods)) if min_yield < 1.0 else None
     return History(demand, prices, cost, lead_time, holding, shares, yields)
 
@@ -151,7 +155,9 @@ def load_history(path: str | Path) -> History:
         raise AnewError(f"history file {path.name} must end in .csv or .parquet")
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
-        raise AnewError(f"history file {path.name} lacks columns {missing}; it needs {list(REQUIRED_COLUMNS)}")
+        raise AnewError(
+            f"history file {path.name} lacks columns {missing}; it needs {list(REQUIRED_COLUMNS)}"
+        )
     frame = frame.sort_values(["product", "period"])
     products, periods = frame["product"].nunique(), frame["period"].nunique()
     if len(frame) != products * periods or frame.duplicated(["product", "period"]).any():
@@ -172,7 +178,9 @@ def save_history(history: History, path: str | Path) -> None:
     """Write a history in the long format ``load_history`` reads (arrival shares are not saved)."""
     import pandas as pd
 
-    products, periods = np.meshgrid(np.arange(history.num_products), np.arange(history.periods), indexing="ij")
+    products, periods = np.meshgrid(
+        np.arange(history.num_products), np.arange(history.periods), indexing="ij"
+    )
     columns = {
         "product": products.ravel(),
         "period": periods.ravel(),

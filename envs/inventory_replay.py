@@ -62,7 +62,9 @@ def vendor_constraints(order: torch.Tensor, min_order: float, order_multiple: fl
     """MOQ (below it: the nearer of 0 and the MOQ), then rounding to a multiple; straight-through gradient."""
     processed = order
     if min_order > 0:
-        snapped = torch.where(order >= 0.5 * min_order, torch.full_like(order, min_order), torch.zeros_like(order))
+        snapped = torch.where(
+            order >= 0.5 * min_order, torch.full_like(order, min_order), torch.zeros_like(order)
+        )
         processed = torch.where(order < min_order, snapped, order)
     if order_multiple > 0:
         processed = torch.round(processed / order_multiple) * order_multiple
@@ -72,7 +74,13 @@ def vendor_constraints(order: torch.Tensor, min_order: float, order_multiple: fl
 def replay_observation(state: ReplayState, exo: Exogenous) -> torch.Tensor:
     """[x0, scheduled arrivals 1..lags-1, price, cost, holding, observed demand window]."""
     x0 = state.on_hand + state.pipeline[:, 0]
-    columns = [x0[:, None], state.pipeline[:, 1:-1], exo.price[:, None], exo.cost[:, None], exo.holding[:, None]]
+    columns = [
+        x0[:, None],
+        state.pipeline[:, 1:-1],
+        exo.price[:, None],
+        exo.cost[:, None],
+        exo.holding[:, None],
+    ]
     return torch.cat(columns + [state.window], dim=1)
 
 
@@ -107,7 +115,14 @@ def replay_step(
         torch.cat([pipeline_value[:, 1:], torch.zeros_like(pipeline_value[:, :1])], dim=1),
         torch.cat([observed[:, None], state.window[:, :-1]], dim=1),
     )
-    info = {"demand": exo.demand, "sales": sales, "lost": lost, "on_hand": on_hand, "purchase": purchase, "ordered": processed}
+    info = {
+        "demand": exo.demand,
+        "sales": sales,
+        "lost": lost,
+        "on_hand": on_hand,
+        "purchase": purchase,
+        "ordered": processed,
+    }
     return next_state, reward, info
 
 
@@ -168,8 +183,12 @@ class ReplaySim:
         history = config.load()
         self.history = history
         self.lags = max(history.max_lag, 1)
-        as_tensor = lambda array: torch.as_tensor(np.asarray(array), device=self.device)  # noqa: E731
-        self.demand, self.price, self.cost = as_tensor(history.demand), as_tensor(history.price), as_tensor(history.cost)
+        as_tensor = lambda array: torch.as_tensor(np.asarray(array), device=self.device)
+        self.demand, self.price, self.cost = (
+            as_tensor(history.demand),
+            as_tensor(history.price),
+            as_tensor(history.cost),
+        )
         self.holding = as_tensor(history.holding)
         self.lead_time = as_tensor(history.lead_time).clamp(max=self.lags)
         self.shares = None if history.arrival_shares is None else as_tensor(history.arrival_shares)
@@ -198,14 +217,18 @@ class ReplaySim:
         else:
             shares = torch.zeros(len(products), self.lags + 1, device=self.device)
             shares.scatter_(1, self.lead_time[products, k, None], 1.0)
-        yields = torch.ones(len(products), device=self.device) if self.yields is None else self.yields[products, k]
+        yields = (
+            torch.ones(len(products), device=self.device) if self.yields is None else self.yields[products, k]
+        )
         return Exogenous(
             self.demand[products, k], self.price[products, k], self.cost[products, k],
             self.holding[products, k], shares, yields,
         )  # fmt: skip
 
     def sample_products(self, count: int) -> torch.Tensor:
-        return torch.randint(self.history.num_products, (count,), generator=self.generator, device=self.device)
+        return torch.randint(
+            self.history.num_products, (count,), generator=self.generator, device=self.device
+        )
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         if seed is not None:
@@ -216,20 +239,31 @@ class ReplaySim:
 
     def _step_kwargs(self) -> dict:
         c = self.config
-        return {"min_order": c.min_order, "order_multiple": c.order_multiple, "cost_at": c.cost_at, "censored": c.censored}
+        return {
+            "min_order": c.min_order,
+            "order_multiple": c.order_multiple,
+            "cost_at": c.cost_at,
+            "censored": c.censored,
+        }
 
     @torch.no_grad()
-    def step(self, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    def step(
+        self, order: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Returns (obs, reward, episode_over [B], info); after the last period call ``reset``."""
         if self.t >= self.config.periods:
             raise RuntimeError("episode is over: call reset() first")
         order = torch.as_tensor(order, dtype=torch.float32, device=self.device).reshape(self.num_envs)
         order = order.clamp(0.0, self.config.max_order)
-        self.state, reward, info = replay_step(self.state, order, self.exogenous(self.products, self.t), **self._step_kwargs())
+        self.state, reward, info = replay_step(
+            self.state, order, self.exogenous(self.products, self.t), **self._step_kwargs()
+        )
         self.t += 1
         over = self.t >= self.config.periods
         # At the end the observation uses the last period's record: there is no further period to show.
-        obs = replay_observation(self.state, self.exogenous(self.products, min(self.t, self.config.periods - 1)))
+        obs = replay_observation(
+            self.state, self.exogenous(self.products, min(self.t, self.config.periods - 1))
+        )
         return obs, reward, torch.full((self.num_envs,), over, device=self.device), info
 
     def rollout(
@@ -248,6 +282,8 @@ class ReplaySim:
         rewards = []
         for t in range(periods or self.config.periods):
             exo = self.exogenous(products, t)
-            state, reward, _ = replay_step(state, policy(replay_observation(state, exo)), exo, **self._step_kwargs())
+            state, reward, _ = replay_step(
+                state, policy(replay_observation(state, exo)), exo, **self._step_kwargs()
+            )
             rewards.append(reward)
         return torch.stack(rewards, dim=1), None

@@ -74,9 +74,16 @@ class InventoryTrainConfig:
 
 def env_options(config: InventoryTrainConfig) -> dict[str, Any]:
     if config.env_id not in ENV_IDS:
-        raise AnewError(f"DirectBackprop trains on inventory envs only; --env-id must be one of {', '.join(ENV_IDS)}")
+        raise AnewError(
+            f"DirectBackprop trains on inventory envs only; --env-id must be one of {', '.join(ENV_IDS)}"
+        )
     if config.env_id in SINGLE_PRODUCT:
-        options = {"lead_time": config.lead_time, "p": config.p, "h": config.h, "demand_mean": config.demand_mean}
+        options = {
+            "lead_time": config.lead_time,
+            "p": config.p,
+            "h": config.h,
+            "demand_mean": config.demand_mean,
+        }
         return options | {"max_order": 1000} | config.env_kwargs  # the policy bounds its own orders
     return dict(config.env_kwargs)
 
@@ -92,7 +99,9 @@ def optimal_cost(config: InventoryTrainConfig) -> float | None:
         return lost_sales_optimum(config.lead_time, config.p, config.h, demand).average_cost
     from anew.envs.inventory_demand import DemandDistribution
 
-    return backlog_optimum(config.lead_time, config.p, config.h, DemandDistribution.poisson(config.demand_mean)).average_cost
+    return backlog_optimum(
+        config.lead_time, config.p, config.h, DemandDistribution.poisson(config.demand_mean)
+    ).average_cost
 
 
 def _run_episodes(sim, act, periods: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -174,11 +183,19 @@ def train_directbackprop(config: InventoryTrainConfig) -> Path:
         return train_sim.rollout(policy, config.batch_size, periods, carry)
 
     agent = DirectBackpropAgent(obs_space.shape[0], agent_config, rollout)
-    run_dir = Path(config.runs_dir) / f"{config.env_id.replace('/', '_')}__directbackprop__{config.seed}__{int(time.time())}"
+    run_dir = (
+        Path(config.runs_dir)
+        / f"{config.env_id.replace('/', '_')}__directbackprop__{config.seed}__{int(time.time())}"
+    )
     run_dir.mkdir(parents=True, exist_ok=False)
-    (run_dir / "config.json").write_text(json.dumps({"anew_version": __version__, **asdict(config)}, indent=2, default=str))
+    (run_dir / "config.json").write_text(
+        json.dumps({"anew_version": __version__, **asdict(config)}, indent=2, default=str)
+    )
     writer = SummaryWriter(str(run_dir))
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(config).items()))
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(config).items()),
+    )
     start, interactive = time.time(), sys.stderr.isatty()
     with open(run_dir / "metrics.jsonl", "w") as metrics_file:
         for update in range(1, agent_config.updates + 1):
