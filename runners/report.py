@@ -7,7 +7,8 @@ Reading runs:
   is skipped with a note on stderr.
 - A run's score on its task is the mean of the returns of one evaluation: the last one, or the one at
   ``--step N``. All runs on a task must be compared at the same step.
-- Runs are grouped by the ``agent`` field (the label) and by ``env_id`` (the task). If runs of one agent
+- Runs are grouped by the ``agent`` field (or the label ``anew sweep`` gave the run in ``sweep.json``)
+  and by ``env_id`` (the task). If runs of one agent
   on one task differ in their config (ignoring per-run keys such as seed and run_dir), the report stops
   and names the differing keys: pass ``--label-by KEY`` (repeatable, dotted for nested keys) to report
   each setting as its own agent, e.g. ``dqn[learning_rate=0.001]``, or ``--mixed-configs`` to pool them.

@@ -1,12 +1,14 @@
 """From ``eval.json`` files to rliable's score matrices, refusing anything that would silently skew them.
 
-``load_runs`` reads and validates run files and gives each run its label (agent, or agent plus the
-``--label-by`` config values). ``build_matrices`` picks each run's evaluation, normalises it, and lays the
+``load_runs`` reads and validates run files and gives each run its label: the agent, the label
+``anew sweep`` recorded in the ``sweep.json`` next to the run directory, or with ``--label-by`` the agent
+plus those config values. ``build_matrices`` picks each run's evaluation, normalises it, and lays the
 scores out as ``{label: (runs, tasks)}`` plus ``{label: (steps, (runs, tasks, points))}`` for curves.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import defaultdict
@@ -25,9 +27,7 @@ from anew.runners.normalization import Bounds
 # results; they never split or block a group. Keys ending in _dir or _path are skipped too. Budgets
 # (total_steps, eval_every) are left to the step check, which names the runs and suggests --step.
 PER_RUN_KEYS = frozenset(
-    "seed env_id device exp_name track capture_video cuda torch_deterministic threads wandb_project_name "
-    "wandb_entity anew_version version time start_time hostname resume progress log_every checkpoint_every "
-    "keep_checkpoints total_steps eval_every".split()
+    ["seed", "env_id", "device", "exp_name", "track", "capture_video", "cuda", "torch_deterministic", "threads", "wandb_project_name", "wandb_entity", "anew_version", "version", "time", "start_time", "hostname", "resume", "progress", "log_every", "checkpoint_every", "keep_checkpoints", "total_steps", "eval_every"]
 )
 
 
@@ -131,10 +131,26 @@ def _differing_keys(runs: list[Run]) -> list[str]:
     )
 
 
+@functools.cache
+def _sweep_labels(folder: Path) -> dict[str, str]:
+    """Labels ``anew sweep`` recorded in ``folder/sweep.json`` for its run directories (run name -> label)."""
+    manifest = folder / "sweep.json"
+    if not manifest.is_file():
+        return {}
+    try:
+        entries = json.loads(manifest.read_text())["runs"]
+        return {name: str(entry["label"]) for name, entry in entries.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise AnewError(f"cannot read run labels from {manifest}; delete it or use --label-by KEY")
+
+
 def load_runs(paths: list[Path], label_by: tuple[str, ...] = (), mixed_configs: bool = False) -> list[Run]:
     """Read runs, label them, and refuse duplicates or unlabelled config differences within a group."""
     runs = [read_run(path) for path in paths]
     for run in runs:
+        sweep_label = _sweep_labels(run.path.parent.parent).get(run.path.parent.name)
+        if sweep_label and not label_by:
+            run.label = sweep_label
         if label_by:
             values = [f"{key}={run.config[resolve_key(run, key)]}" for key in label_by]
             run.label = f"{run.agent}[{','.join(values)}]"
