@@ -190,7 +190,7 @@ def constant_order_cost(
     r = int(order)
     if r != order or r < 0:
         raise AnewError(f"constant order must be a non-negative integer, got {order}")
-    if r >= np.dot(np.arange(len(pmf)), pmf):
+    if r >= np.dot(np.arange(len(pmf)), pmf) - 1e-9:
         raise AnewError(f"constant order {r} is not below mean demand: the on-hand grows without bound")
     # The on-hand after arrival lives in {r, ..., r + M}; M large enough that the mass above is negligible.
     size = r + len(pmf) * 20
@@ -213,7 +213,7 @@ def best_constant_order(
     """The integer constant order with the lowest exact cost, and that cost."""
     demand = demand or DemandDistribution.poisson(5.0)
     mean = float(np.dot(np.arange(len(demand.pmf())), demand.pmf()))
-    candidates = [r for r in range(int(np.ceil(mean))) if r < mean]
+    candidates = [r for r in range(int(np.ceil(mean)) + 1) if r < mean - 1e-9]
     costs = [constant_order_cost(r, p, h, demand) for r in candidates]
     best = int(np.argmin(costs))
     return candidates[best], costs[best]

@@ -230,10 +230,13 @@ class ReplaySim:
             self.history.num_products, (count,), generator=self.generator, device=self.device
         )
 
-    def reset(self, seed: int | None = None) -> torch.Tensor:
+    def reset(self, seed: int | None = None, products: torch.Tensor | None = None) -> torch.Tensor:
+        """Start an episode on ``products`` (catalogue rows, one per instance), or on random ones."""
         if seed is not None:
             self.generator.manual_seed(seed)
-        self.products = self.sample_products(self.num_envs)
+        if products is not None and len(products) != self.num_envs:
+            raise AnewError(f"reset got {len(products)} products for {self.num_envs} instances")
+        self.products = self.sample_products(self.num_envs) if products is None else torch.as_tensor(products)
         self.state, self.t = self.initial_state(), 0
         return replay_observation(self.state, self.exogenous(self.products, 0))
 
