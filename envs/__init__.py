@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 
@@ -64,14 +65,27 @@ def default_protocol(env_id: str) -> str:
     return "dopamine" if is_atari(env_id) else ""
 
 
-def make_env(env_id: str, env_protocol: str = "", training: bool = True, render_mode: str | None = None) -> gym.Env:
-    """One environment; Atari ids get the named protocol's preprocessing (default ``dopamine``)."""
+def make_env(
+    env_id: str, env_protocol: str = "", training: bool = True, render_mode: str | None = None, **env_kwargs: Any
+) -> gym.Env:
+    """One environment; Atari ids get the named protocol's preprocessing (default ``dopamine``).
+
+    ``env_kwargs`` go to the env's constructor (e.g. ``lead_time=2, p=4`` for anew/LostSales-v0).
+    """
     _ensure_known(env_id)
     if is_atari(env_id):
+        if env_kwargs:
+            raise AnewError(f"Atari envs take no extra options here (got {sorted(env_kwargs)}); use --env-protocol")
         return make_atari_env(env_id, protocol(env_protocol or "dopamine"), training, render_mode)
     if env_protocol:
         raise AnewError(f"--env-protocol applies to Atari ids only, not {env_id!r}; drop the flag")
-    return gym.make(env_id, render_mode=render_mode)
+    try:
+        return gym.make(env_id, render_mode=render_mode, **env_kwargs)
+    except TypeError as error:
+        if not env_kwargs or "argument" not in str(error):
+            raise
+        options = ", ".join("--" + key.replace("_", "-") for key in env_kwargs)
+        raise AnewError(f"{env_id} does not accept {options} ({error}); check the flag names") from error
 
 
 def make_vector_env(
@@ -81,6 +95,7 @@ def make_vector_env(
     env_protocol: str = "",
     training: bool = True,
     backend: str = "seeded",
+    env_kwargs: dict[str, Any] | None = None,
 ) -> gym.vector.VectorEnv:
     """The batch of envs a run trains on.
 
@@ -94,7 +109,7 @@ def make_vector_env(
         return make_atari_vector_env(env_id, num_envs, protocol(env_protocol or "dopamine"), training)
     if backend != "seeded":
         raise AnewError(f"unknown env backend {backend!r}: choose 'seeded' or 'ale'")
-    thunk: Callable[[], gym.Env] = lambda: make_env(env_id, env_protocol, training)  # noqa: E731
+    thunk: Callable[[], gym.Env] = lambda: make_env(env_id, env_protocol, training, **(env_kwargs or {}))  # noqa: E731
     return SeededVectorEnv([thunk] * num_envs, seed=seed)
 
 

@@ -22,6 +22,7 @@ def evaluate_agent(
     seed: int,
     env_protocol: str = "",
     max_parallel: int = 8,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> tuple[list[float], list[int]]:
     """Returns and lengths of ``episodes`` episodes, played in up to ``max_parallel`` envs at once.
 
@@ -30,7 +31,7 @@ def evaluate_agent(
     """
     num_envs = max(1, min(episodes, max_parallel))
     quota = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
-    envs = make_vector_env(env_id, num_envs, seed=seed, env_protocol=env_protocol, training=False)
+    envs = make_vector_env(env_id, num_envs, seed=seed, env_protocol=env_protocol, training=False, env_kwargs=env_kwargs)
     obs, _ = envs.reset(seed=seed)
     running_return, running_length = np.zeros(num_envs), np.zeros(num_envs, dtype=int)
     finished = np.zeros(num_envs, dtype=int)
@@ -51,14 +52,17 @@ def evaluate_agent(
     return [returns[i][k] for i, k in order], [lengths[i][k] for i, k in order]
 
 
-def record_video(agent: Any, env_id: str, path: Path, seed: int, env_protocol: str = "", max_frames: int = 5_000) -> Path:
+def record_video(
+    agent: Any, env_id: str, path: Path, seed: int, env_protocol: str = "", max_frames: int = 5_000,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Path:
     """Play one evaluation episode and save it as an animated GIF (no video codec needed)."""
     from PIL import Image
 
     import gymnasium as gym
 
     try:
-        env = make_env(env_id, env_protocol, training=False, render_mode="rgb_array")
+        env = make_env(env_id, env_protocol, training=False, render_mode="rgb_array", **(env_kwargs or {}))
         obs, _ = env.reset(seed=seed)
         first = env.render()
     except gym.error.DependencyNotInstalled as error:
@@ -103,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     agent, runner_state, path = load_agent_from_checkpoint(args.checkpoint)
     env_id = args.env_id or runner_state["env_id"]
     protocol = runner_state["run"].get("env_protocol", "")
-    returns, lengths = evaluate_agent(agent, env_id, args.episodes, args.seed, protocol)
+    env_kwargs = runner_state["run"].get("env_kwargs", {})
+    returns, lengths = evaluate_agent(agent, env_id, args.episodes, args.seed, protocol, env_kwargs=env_kwargs)
     result = {
         "checkpoint": str(path),
         "agent": runner_state["agent"],
@@ -119,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=1))
     if args.capture_video:
-        print("video:", record_video(agent, env_id, path / "videos" / "evaluate.gif", args.seed, protocol))
+        print("video:", record_video(agent, env_id, path / "videos" / "evaluate.gif", args.seed, protocol,
+                                     env_kwargs=env_kwargs))
     return 0
 
 

@@ -68,6 +68,8 @@ class RunArgs:
     """torch device; auto picks CUDA when available."""
     threads: int = 0
     """torch CPU threads (0: 1 for vector observations, all cores up to 4 for images)."""
+    env_kwargs: tyro.conf.Suppress[dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """Options for the env's constructor, given as extra flags (e.g. --lead-time 2 --p 4)."""
 
 
 def crossed(before: int, after: int, every: int) -> bool:
@@ -111,7 +113,8 @@ class Trainer:
         registry.check_config(config)
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if run.device == "auto" else run.device
         seed_everything(run.seed)
-        self.envs = make_vector_env(run.env_id, run.num_envs, run.seed, run.env_protocol, True, run.env_backend)
+        self.envs = make_vector_env(run.env_id, run.num_envs, run.seed, run.env_protocol, True, run.env_backend,
+                                    run.env_kwargs)
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
         torch.set_num_threads(run.threads or (1 if len(obs_space.shape) < 3 else min(os.cpu_count() or 1, 4)))
         self.agent = registry.build_agent(agent_name, config, obs_space, act_space, run.num_envs, run.seed, self.device)
@@ -179,7 +182,8 @@ class Trainer:
     def evaluate(self) -> None:
         eval_seed = int(np.random.SeedSequence([self.run.seed, 7_777, len(self.evaluations)]).generate_state(1)[0])
         returns, lengths = evaluate_agent(
-            self.agent, self.run.env_id, self.run.eval_episodes, eval_seed, self.run.env_protocol
+            self.agent, self.run.env_id, self.run.eval_episodes, eval_seed, self.run.env_protocol,
+            env_kwargs=self.run.env_kwargs,
         )
         self.evaluations.append({"step": self.step, "returns": returns, "lengths": lengths, "extra": {}})
         document = {
@@ -195,7 +199,7 @@ class Trainer:
         self.logger.message(f"[eval] step {self.step}: mean return {mean:.2f} over {len(returns)} episodes")
         if self.run.capture_video:
             record_video(self.agent, self.run.env_id, self.run_dir / "videos" / f"eval_step_{self.step}.gif",
-                         eval_seed, self.run.env_protocol)
+                         eval_seed, self.run.env_protocol, env_kwargs=self.run.env_kwargs)
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> Path:
@@ -256,15 +260,47 @@ def parse_train_args(argv: list[str]) -> tuple[str, RunArgs, Any]:
     command = dataclasses.make_dataclass(
         f"Train{config_cls.__name__}", [("run", RunArgs), ("agent", config_cls)]
     )
-    parsed = tyro.cli(
+    parsed, unknown = tyro.cli(
         command,
         args=rest,
         default=command(run=dataclasses.replace(pre, preset=preset_name), agent=preset),
         prog=f"anew train {agent_name}",
         config=(tyro.conf.OmitArgPrefixes,),
-        description=f"Train {agent_name} (preset {preset_name!r} sets the defaults below).",
+        description=f"Train {agent_name} (preset {preset_name!r} sets the defaults below). "
+        "Other --key value flags are passed to the env's constructor (e.g. --lead-time 2).",
+        return_unknown_args=True,
     )
-    return agent_name, parsed.run, parsed.agent
+    run = dataclasses.replace(parsed.run, env_kwargs=env_options(unknown))
+    return agent_name, run, parsed.agent
+
+
+def env_options(flags: list[str]) -> dict[str, Any]:
+    """``--lead-time 2 --p 4.5`` -> {"lead_time": 2, "p": 4.5}: flags that are neither run nor agent flags."""
+    options: dict[str, Any] = {}
+    i = 0
+    while i < len(flags):
+        flag = flags[i]
+        if not flag.startswith("--") or len(flag) < 3:
+            raise AnewError(f"unexpected argument {flag!r}; see `anew train AGENT --help`")
+        if "=" in flag:
+            key, text = flag[2:].split("=", 1)
+            i += 1
+        elif i + 1 < len(flags) and not flags[i + 1].startswith("--"):
+            key, text = flag[2:], flags[i + 1]
+            i += 2
+        else:
+            raise AnewError(f"{flag} is not a flag of this agent; env options need a value (e.g. {flag} 2)")
+        options[key.replace("-", "_")] = _parse_value(text)
+    return options
+
+
+def _parse_value(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def _known_run_flags(argv: list[str]) -> list[str]:
@@ -288,7 +324,12 @@ def prepare_run_dir(run: RunArgs, agent_name: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    agent_name, run, config = parse_train_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "directbackprop":  # trained through the differentiable simulator, not the env loop
+        from anew.runners import inventory_train
+
+        return inventory_train.main(argv[1:])
+    agent_name, run, config = parse_train_args(argv)
     run = dataclasses.replace(run, env_protocol=env_protocol_for(run, run.preset))
     check_run_args(run)
     registry.check_config(config)
@@ -314,7 +355,7 @@ def load_agent_from_checkpoint(path: str | Path) -> tuple[Any, dict[str, Any], P
     run = RunArgs(**runner_state["run"])
     from anew.envs import make_env
 
-    env = make_env(run.env_id, run.env_protocol, training=False)
+    env = make_env(run.env_id, run.env_protocol, training=False, **run.env_kwargs)
     agent = registry.build_agent(name, config, env.observation_space, env.action_space, 1, run.seed, "cpu")
     env.close()
     agent.load_state_dict(agent_state["agent"])
