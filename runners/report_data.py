@@ -27,7 +27,31 @@ from anew.runners.normalization import Bounds
 # results; they never split or block a group. Keys ending in _dir or _path are skipped too. Budgets
 # (total_steps, eval_every) are left to the step check, which names the runs and suggests --step.
 PER_RUN_KEYS = frozenset(
-    ["seed", "env_id", "device", "exp_name", "track", "capture_video", "cuda", "torch_deterministic", "threads", "wandb_project_name", "wandb_entity", "anew_version", "version", "time", "start_time", "hostname", "resume", "progress", "log_every", "checkpoint_every", "keep_checkpoints", "total_steps", "eval_every"]
+    [
+        "seed",
+        "env_id",
+        "device",
+        "exp_name",
+        "track",
+        "capture_video",
+        "cuda",
+        "torch_deterministic",
+        "threads",
+        "wandb_project_name",
+        "wandb_entity",
+        "anew_version",
+        "version",
+        "time",
+        "start_time",
+        "hostname",
+        "resume",
+        "progress",
+        "log_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "total_steps",
+        "eval_every",
+    ]
 )
 
 
