@@ -13,6 +13,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -107,8 +108,14 @@ def env_protocol_for(run: RunArgs, preset: str) -> str:
 class Trainer:
     """One run: builds envs and agent, then loops; ``resume_from`` re-enters at a checkpoint."""
 
-    def __init__(self, agent_name: str, run: RunArgs, config: Any, run_dir: Path, resume_from: Path | None = None):
+    def __init__(self, agent_name: str, run: RunArgs, config: Any, run_dir: Path, resume_from: Path | None = None,
+                 agent: Any = None):
         self.agent_name, self.run, self.config, self.run_dir = agent_name, run, config, run_dir
+        # Hooks for `anew reincarnate` (defaults change nothing): eval.json's agent label, extra config.json
+        # sections, and a callback after each evaluation whose dict becomes that evaluation's "extra".
+        self.label = agent_name
+        self.extra_config: dict[str, Any] = {}
+        self.after_evaluation: Callable[[int, list[float]], dict[str, Any]] | None = None
         check_run_args(run)
         registry.check_config(config)
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if run.device == "auto" else run.device
@@ -117,7 +124,9 @@ class Trainer:
                                     run.env_kwargs)
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
         torch.set_num_threads(run.threads or (1 if len(obs_space.shape) < 3 else min(os.cpu_count() or 1, 4)))
-        self.agent = registry.build_agent(agent_name, config, obs_space, act_space, run.num_envs, run.seed, self.device)
+        if agent is None:
+            agent = registry.build_agent(agent_name, config, obs_space, act_space, run.num_envs, run.seed, self.device)
+        self.agent = agent  # hook: `anew reincarnate` passes a ready student wrapping an agent of `agent_name`
         self.step = 0
         self.evaluations: list[dict[str, Any]] = []
         self.episode_return = np.zeros(run.num_envs)
@@ -134,6 +143,7 @@ class Trainer:
             "agent": self.agent_name,
             "run": dataclasses.asdict(self.run),
             "agent_config": dataclasses.asdict(self.config),
+            **self.extra_config,
         }
 
     def runner_state(self) -> dict[str, Any]:
@@ -185,9 +195,10 @@ class Trainer:
             self.agent, self.run.env_id, self.run.eval_episodes, eval_seed, self.run.env_protocol,
             env_kwargs=self.run.env_kwargs,
         )
-        self.evaluations.append({"step": self.step, "returns": returns, "lengths": lengths, "extra": {}})
+        extra = self.after_evaluation(self.step, returns) if self.after_evaluation is not None else {}
+        self.evaluations.append({"step": self.step, "returns": returns, "lengths": lengths, "extra": extra})
         document = {
-            "agent": self.agent_name,
+            "agent": self.label,
             "env_id": self.run.env_id,
             "seed": self.run.seed,
             "config": self.resolved_config(),
