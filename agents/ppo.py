@@ -1,0 +1,599 @@
+"""PPO (Schulman et al., 2017) in the manner of CleanRL's ``ppo.py`` and ``ppo_continuous_action.py``.
+
+Read top to bottom: the config and its presets, the pure maths (GAE, the clipped losses, the Gaussian
+log-density, running statistics), the network, then the agent. The runner owns the env loop: ``act``
+samples actions and caches their log-probs and values, ``observe`` appends one vector step to the
+rollout (``num_steps`` per env), and ``update`` runs the PPO epochs once the rollout is full.
+
+Time limits bootstrap: a truncated step's target uses V(final observation), which the runner passes
+as ``TransitionBatch.next_obs``; only ``terminated`` zeroes the bootstrap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from anew.agents.core import TransitionBatch
+from anew.agents.networks import default_torso, make_torso
+from anew.errors import AnewError
+
+
+@dataclass
+class PPOConfig:
+    """PPO hyperparameters; defaults are CleanRL's ``ppo.py`` (discrete actions, classic control)."""
+
+    lr: float = 2.5e-4
+    """Adam learning rate (at the start of annealing)."""
+    adam_eps: float = 1e-5
+    """Adam epsilon."""
+    anneal_steps: int = 500_000
+    """Agent steps over which the lr decays linearly to 0 (CleanRL's anneal_lr over --total-steps; 0: constant)."""
+    num_steps: int = 128
+    """Rollout steps per env between updates (a batch holds num_steps x num_envs transitions)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """Lambda of generalized advantage estimation."""
+    num_minibatches: int = 4
+    """Minibatches per epoch."""
+    update_epochs: int = 4
+    """Passes over the batch per update."""
+    norm_adv: bool = True
+    """Normalise advantages per minibatch."""
+    clip_coef: float = 0.2
+    """Surrogate clipping coefficient (also clips the value change when clip_vloss)."""
+    clip_vloss: bool = True
+    """Clip the value loss as in PPO2."""
+    ent_coef: float = 0.01
+    """Entropy bonus coefficient."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: float = 0.5
+    """Clip the global gradient norm to this value (0 disables)."""
+    target_kl: float = 0.0
+    """Stop the epochs of an update once the approximate KL exceeds this (0 disables)."""
+    normalize_obs: bool = False
+    """Normalise observations by running mean/std (CleanRL's NormalizeObservation), clipped to +-obs_clip."""
+    obs_clip: float = 10.0
+    """Clip normalised observations to [-c, c]."""
+    normalize_reward: bool = False
+    """Scale learning rewards by the running std of the discounted return (CleanRL's NormalizeReward)."""
+    reward_clip: float = 0.0
+    """Clip learning rewards (after scaling) to [-c, c] (0 disables). Logged returns stay unclipped."""
+    torso: Literal["auto", "mlp", "nature", "minatar", "impala"] = "auto"
+    """auto: separate tanh MLPs for vector observations, a shared CNN torso (make_torso) for images."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden widths of the actor and critic MLPs."""
+    init_log_std: float = 0.0
+    """Initial state-independent log-std of the Gaussian policy (continuous actions)."""
+    rescale_actions: bool = True
+    """Gaussian over [-1, 1] mapped onto finite Box bounds (False: raw units, as CleanRL)."""
+
+
+PRESETS: dict[str, PPOConfig] = {
+    # RL Zoo's tuned CartPole setting (8 envs x 32 steps, 20 full-batch epochs). Run with --num-envs 8.
+    "classic-control": PPOConfig(
+        lr=1e-3,
+        anneal_steps=100_000,
+        num_steps=32,
+        gamma=0.98,
+        gae_lambda=0.8,
+        num_minibatches=1,
+        update_epochs=20,
+        ent_coef=0.0,
+    ),
+    # CleanRL's ppo_continuous_action.py (1 env x 2048 steps, obs/reward normalisation), --num-envs 1.
+    "mujoco": PPOConfig(
+        lr=3e-4,
+        anneal_steps=1_000_000,
+        num_steps=2048,
+        num_minibatches=32,
+        update_epochs=10,
+        ent_coef=0.0,
+        normalize_obs=True,
+        normalize_reward=True,
+        reward_clip=10.0,
+        rescale_actions=False,
+    ),
+    # CleanRL's ppo_atari.py (8 envs x 128 steps, shared Nature CNN). Run with --num-envs 8.
+    "atari": PPOConfig(anneal_steps=10_000_000, clip_coef=0.1, reward_clip=1.0),
+    # Lost-sales / backlog and the replay envs (episodes of 100-1000 periods, truncated). Run with --num-envs 8.
+    "inventory": PPOConfig(
+        lr=3e-4,
+        anneal_steps=2_000_000,
+        num_steps=256,
+        gamma=0.99,
+        gae_lambda=0.95,
+        num_minibatches=8,
+        update_epochs=10,
+        ent_coef=0.0,
+        normalize_obs=True,
+        normalize_reward=True,
+        hidden=(128, 128),
+    ),
+}
+PRESETS["continuous"] = PRESETS["mujoco"]
+
+INVENTORY_PREFIXES = (
+    "anew/LostSales",
+    "anew/Backlog",
+    "anew/HistoryReplay",
+    "anew/VendorConstraints",
+    "anew/CapacitatedMultiProduct",
+)
+CONTINUOUS_IDS = (
+    "Pendulum",
+    "MountainCarContinuous",
+    "LunarLanderContinuous",
+    "BipedalWalker",
+    "HalfCheetah",
+    "Hopper",
+    "Walker2d",
+    "Ant",
+    "Humanoid",
+    "Swimmer",
+    "Reacher",
+    "Pusher",
+    "InvertedPendulum",
+    "InvertedDoublePendulum",
+)
+
+
+def default_preset(env_id: str) -> str:
+    if env_id.startswith(INVENTORY_PREFIXES):
+        return "inventory"
+    if env_id.startswith(("ALE/", "anew/MinAtar")):
+        return "atari"
+    return "mujoco" if env_id.split("/")[-1].split("-")[0] in CONTINUOUS_IDS else "classic-control"
+
+
+# ---------------------------------------------------------------------- the maths
+def gae_advantages(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    terminated: torch.Tensor,
+    episode_over: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> torch.Tensor:
+    """Generalized advantage estimates for [T, N] rollouts (time first).
+
+    ``next_values[t]`` is V of the observation after step t: the true final observation when the
+    episode ended at t, so a truncated step still bootstraps. ``terminated`` zeroes that bootstrap;
+    ``episode_over`` (terminated or truncated) stops the lambda-recursion at the episode boundary.
+    """
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        delta = rewards[t] + gamma * next_values[t] * (1.0 - terminated[t]) - values[t]
+        running = delta + gamma * gae_lambda * (1.0 - episode_over[t]) * running
+        advantages[t] = running
+    return advantages
+
+
+def clipped_surrogate_loss(
+    new_log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor, clip_coef: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PPO's clipped policy loss (to minimise), the approximate KL (Schulman's k3) and the clip fraction."""
+    log_ratio = new_log_prob - old_log_prob
+    ratio = log_ratio.exp()
+    unclipped = -advantages * ratio
+    clipped = -advantages * ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef)
+    loss = torch.max(unclipped, clipped).mean()
+    with torch.no_grad():
+        approx_kl = ((ratio - 1.0) - log_ratio).mean()
+        clip_fraction = ((ratio - 1.0).abs() > clip_coef).float().mean()
+    return loss, approx_kl, clip_fraction
+
+
+def value_loss(
+    new_values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip_coef: float, clip: bool
+) -> torch.Tensor:
+    """Half mean squared error to the returns; with ``clip`` the pessimum of the clipped and unclipped errors."""
+    unclipped = (new_values - returns) ** 2
+    if not clip:
+        return 0.5 * unclipped.mean()
+    clipped_values = old_values + (new_values - old_values).clamp(-clip_coef, clip_coef)
+    return 0.5 * torch.max(unclipped, (clipped_values - returns) ** 2).mean()
+
+
+def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Log-density of a diagonal Gaussian, summed over the last (action) axis."""
+    z = (actions - mean) * torch.exp(-log_std)
+    return (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    """Entropy of a diagonal Gaussian, summed over the last (action) axis."""
+    return (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum(-1)
+
+
+class RunningMeanStd:
+    """Running mean and variance over batches (Chan et al.'s parallel update), in float64."""
+
+    def __init__(self, shape: tuple[int, ...] = (), device: torch.device | str = "cpu"):
+        self.mean = torch.zeros(shape, dtype=torch.float64, device=device)
+        self.var = torch.ones(shape, dtype=torch.float64, device=device)
+        self.count = torch.tensor(1e-4, dtype=torch.float64, device=device)
+
+    def update(self, batch: torch.Tensor) -> None:
+        batch = batch.to(torch.float64)
+        batch_mean, batch_var, batch_count = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
+        delta, total = batch_mean - self.mean, self.count + batch_count
+        self.mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+        self.var, self.count = m2 / total, total
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"mean": self.mean.clone(), "var": self.var.clone(), "count": self.count.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.mean, self.var, self.count = (state[k].to(self.mean.device) for k in ("mean", "var", "count"))
+
+
+# ---------------------------------------------------------------------- the network
+def layer_init(layer: nn.Module, std: float, generator: torch.Generator) -> nn.Module:
+    nn.init.orthogonal_(layer.weight, std, generator=generator)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def tanh_mlp(sizes: list[int], out_std: float, generator: torch.Generator) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        last = i == len(sizes) - 2
+        layers.append(
+            layer_init(nn.Linear(sizes[i], sizes[i + 1]), out_std if last else math.sqrt(2), generator)
+        )
+        if not last:
+            layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    """Policy head (logits or Gaussian mean) and value head; separate MLPs, or a shared CNN for images."""
+
+    def __init__(
+        self,
+        config: PPOConfig,
+        obs_shape: tuple[int, ...],
+        outputs: int,
+        continuous: bool,
+        generator: torch.Generator,
+    ):
+        super().__init__()
+        kind = default_torso(obs_shape) if config.torso == "auto" else config.torso
+        if kind == "mlp":
+            self.torso: nn.Module = nn.Flatten()
+            width = int(np.prod(obs_shape))
+            self.actor = tanh_mlp([width, *config.hidden, outputs], 0.01, generator)
+            self.critic = tanh_mlp([width, *config.hidden, 1], 1.0, generator)
+        else:
+            self.torso = make_torso(kind, obs_shape)
+            for module in self.torso.modules():
+                if isinstance(module, (nn.Linear, nn.Conv2d)):
+                    layer_init(module, math.sqrt(2), generator)
+            self.actor = layer_init(nn.Linear(self.torso.out_features, outputs), 0.01, generator)
+            self.critic = layer_init(nn.Linear(self.torso.out_features, 1), 1.0, generator)
+        self.log_std = nn.Parameter(torch.full((outputs,), config.init_log_std)) if continuous else None
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits or Gaussian mean [B, outputs], value [B])."""
+        features = self.torso(obs)
+        return self.actor(features), self.critic(features).squeeze(-1)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(self.torso(obs)).squeeze(-1)
+
+
+# ---------------------------------------------------------------------- the agent
+class PPOAgent:
+    """On-policy actor-critic: collect num_steps x num_envs transitions, then PPO epochs over them."""
+
+    ROLLOUT_FIELDS = (
+        "obs",
+        "actions",
+        "log_probs",
+        "values",
+        "rewards",
+        "terminated",
+        "episode_over",
+        "bootstrap_values",
+        "has_bootstrap",
+    )
+
+    def __init__(
+        self,
+        config: PPOConfig,
+        observation_space: gym.spaces.Box,
+        action_space: gym.spaces.Space,
+        num_envs: int = 1,
+        seed: int = 0,
+        device: str = "cpu",
+    ):
+        check_ppo_config(config, num_envs)
+        if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
+            raise AnewError(f"PPO needs a Discrete or Box action space, got {action_space}; pick another env")
+        self.config, self.num_envs, self.device = config, num_envs, torch.device(device)
+        self.action_space = action_space
+        self.continuous = isinstance(action_space, gym.spaces.Box)
+        self.obs_shape = tuple(observation_space.shape)
+        self.image_input = (
+            config.torso if config.torso != "auto" else default_torso(self.obs_shape)
+        ) != "mlp"
+        low, high = (action_space.low, action_space.high) if self.continuous else (0, 0)
+        self.action_low, self.action_high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+        self.rescale = self.continuous and config.rescale_actions and bool(np.isfinite([low, high]).all())
+        outputs = int(np.prod(action_space.shape)) if self.continuous else int(action_space.n)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(int(np.random.SeedSequence([seed, 1_771]).generate_state(1)[0]))
+        init_generator = torch.Generator().manual_seed(seed)  # weights depend on the seed alone
+        self.network = ActorCritic(config, self.obs_shape, outputs, self.continuous, init_generator).to(
+            self.device
+        )
+        self.optimizer = torch.optim.Adam(
+            self.network.parameters(), lr=config.lr, eps=config.adam_eps, fused=self.device.type in ("cpu", "cuda")
+        )
+        self.obs_rms = RunningMeanStd(self.obs_shape, self.device)
+        self.return_rms = RunningMeanStd((), self.device)
+        self.discounted_return = torch.zeros(num_envs, dtype=torch.float64, device=self.device)
+        self.rollout = self.empty_rollout(outputs)
+        self.position = 0  # next rollout row to fill
+        self.steps = 0  # agent steps observed (all envs)
+        self.updates = 0  # PPO updates done
+        self.pending: dict[str, Any] | None = None  # what act(explore=True) chose, for observe
+
+    def empty_rollout(self, outputs: int) -> dict[str, torch.Tensor]:
+        steps_envs = (self.config.num_steps, self.num_envs)
+        obs_dtype = torch.uint8 if self.image_input and not self.config.normalize_obs else torch.float32
+        zeros = lambda *shape, dtype=torch.float32: torch.zeros(
+            *steps_envs, *shape, dtype=dtype, device=self.device
+        )
+        rollout = {name: zeros() for name in self.ROLLOUT_FIELDS}
+        rollout["obs"] = zeros(*self.obs_shape, dtype=obs_dtype)
+        rollout["actions"] = zeros(outputs) if self.continuous else zeros(dtype=torch.long)
+        return rollout
+
+    # ------------------------------------------------------------------ acting
+    def prepare(self, obs: np.ndarray) -> torch.Tensor:
+        """Observations as the network sees them (normalised with the current statistics if enabled)."""
+        tensor = torch.as_tensor(np.asarray(obs), device=self.device)
+        if self.config.normalize_obs:
+            normalised = (tensor.double() - self.obs_rms.mean) / torch.sqrt(self.obs_rms.var + 1e-8)
+            return normalised.clamp(-self.config.obs_clip, self.config.obs_clip).float()
+        return tensor if self.image_input else tensor.float()
+
+    def distribution_terms(
+        self, head: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-prob of ``actions``, entropy) under the policy whose head output is ``head``."""
+        if self.continuous:
+            log_std = self.network.log_std.expand_as(head)
+            return gaussian_log_prob(actions, head, log_std), gaussian_entropy(log_std)
+        log_probs = torch.log_softmax(head, dim=-1)
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
+        return log_probs.gather(1, actions.unsqueeze(1)).squeeze(1), entropy
+
+    def to_env_actions(self, actions: torch.Tensor) -> np.ndarray:
+        """Policy-space actions -> what the env steps with (rescaled and clipped to the Box bounds)."""
+        if not self.continuous:
+            return actions.cpu().numpy()
+        raw = actions.cpu().numpy().astype(np.float64).reshape(-1, *self.action_space.shape)
+        if self.rescale:
+            raw = self.action_low + (np.clip(raw, -1.0, 1.0) + 1.0) * 0.5 * (
+                self.action_high - self.action_low
+            )
+        return np.clip(raw, self.action_low, self.action_high).astype(self.action_space.dtype)
+
+    def from_env_actions(self, actions: np.ndarray) -> torch.Tensor:
+        """The inverse of ``to_env_actions`` (for transitions this agent did not choose itself)."""
+        if not self.continuous:
+            return torch.as_tensor(np.asarray(actions), dtype=torch.long, device=self.device)
+        raw = np.asarray(actions, np.float64).reshape(len(actions), -1)
+        if self.rescale:
+            span = (self.action_high - self.action_low).reshape(-1)
+            raw = 2.0 * (raw - self.action_low.reshape(-1)) / span - 1.0
+        return torch.as_tensor(raw, dtype=torch.float32, device=self.device)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, explore: bool = True) -> np.ndarray:
+        """Sampled actions when exploring (their log-probs and values are kept for ``observe``), else the mode."""
+        if explore and self.config.normalize_obs:
+            self.obs_rms.update(torch.as_tensor(np.asarray(obs), device=self.device))
+        tensor = self.prepare(obs)
+        head, value = self.network(tensor)
+        if not explore:
+            return self.to_env_actions(head if self.continuous else head.argmax(-1))
+        if self.continuous:
+            noise = torch.randn(head.shape, generator=self.generator, device=self.device)
+            actions = head + self.network.log_std.exp() * noise
+        else:
+            probs = torch.softmax(head, dim=-1)
+            actions = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+        log_prob, _ = self.distribution_terms(head, actions)
+        self.pending = {
+            "raw_obs": np.array(obs),
+            "obs": tensor,
+            "actions": actions,
+            "log_prob": log_prob,
+            "value": value,
+        }
+        return self.to_env_actions(actions)
+
+    # ------------------------------------------------------------------ learning
+    @torch.no_grad()
+    def observe(self, batch: TransitionBatch) -> None:
+        """Append one vector step to the rollout; truncated steps (and the last row) keep V(next obs)."""
+        c, t, row = self.config, self.position, self.rollout
+        if t >= c.num_steps:
+            raise AnewError("PPO's rollout is full: call update() after every observe() (the runner does)")
+        pending = self.pending
+        if pending is None or not np.array_equal(pending["raw_obs"], batch.obs):
+            # A transition this agent did not sample (e.g. from a teacher): score it under the current policy.
+            tensor, actions = self.prepare(batch.obs), self.from_env_actions(batch.action)
+            head, value = self.network(tensor)
+            pending = {
+                "obs": tensor,
+                "actions": actions,
+                "log_prob": self.distribution_terms(head, actions)[0],
+                "value": value,
+            }
+        self.pending = None
+        row["obs"][t] = pending["obs"].to(row["obs"].dtype)
+        row["actions"][t], row["log_probs"][t], row["values"][t] = (
+            pending["actions"],
+            pending["log_prob"],
+            pending["value"],
+        )
+        terminated = torch.as_tensor(np.asarray(batch.terminated), dtype=torch.bool, device=self.device)
+        over = terminated | torch.as_tensor(np.asarray(batch.truncated), dtype=torch.bool, device=self.device)
+        reward = torch.as_tensor(np.asarray(batch.reward), dtype=torch.float64, device=self.device)
+        if c.normalize_reward:
+            self.discounted_return = self.discounted_return * c.gamma + reward
+            self.return_rms.update(self.discounted_return)
+            reward = reward / torch.sqrt(self.return_rms.var + 1e-8)
+            self.discounted_return[over] = 0.0
+        if c.reward_clip > 0:
+            reward = reward.clamp(-c.reward_clip, c.reward_clip)
+        row["rewards"][t], row["terminated"][t], row["episode_over"][t] = (
+            reward.float(),
+            terminated.float(),
+            over.float(),
+        )
+        needs_value = (over & ~terminated) if t < c.num_steps - 1 else torch.ones_like(over)
+        row["has_bootstrap"][t] = needs_value.float()
+        if needs_value.any():
+            index = torch.nonzero(needs_value).squeeze(1)
+            row["bootstrap_values"][t, index] = self.network.value(
+                self.prepare(batch.next_obs[index.cpu().numpy()])
+            )
+        self.position += 1
+        self.steps += batch.num_envs
+
+    def update(self) -> dict[str, float]:
+        """PPO epochs over the rollout once it is full; returns CleanRL's metrics (empty otherwise)."""
+        c, row = self.config, self.rollout
+        if self.position < c.num_steps:
+            return {}
+        self.position = 0
+        lr = c.lr
+        if c.anneal_steps > 0:
+            lr *= max(1.0 - (self.steps - c.num_steps * self.num_envs) / c.anneal_steps, 0.0)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with torch.no_grad():
+            following = torch.cat([row["values"][1:], torch.zeros_like(row["values"][:1])])
+            next_values = torch.where(row["has_bootstrap"].bool(), row["bootstrap_values"], following)
+            advantages = gae_advantages(
+                row["rewards"],
+                row["values"],
+                next_values,
+                row["terminated"],
+                row["episode_over"],
+                c.gamma,
+                c.gae_lambda,
+            )
+            returns = advantages + row["values"]
+        flat = {name: row[name].flatten(0, 1) for name in ("obs", "actions", "log_probs", "values")}
+        flat_advantages, flat_returns = advantages.flatten(), returns.flatten()
+        batch_size = flat_advantages.shape[0]
+        clip_fractions: list[float] = []
+        for _ in range(c.update_epochs):
+            order = torch.randperm(batch_size, generator=self.generator, device=self.device)
+            for index in torch.tensor_split(order, c.num_minibatches):
+                head, new_values = self.network(flat["obs"][index])  # stored as the network saw them
+                new_log_prob, entropy = self.distribution_terms(head, flat["actions"][index])
+                minibatch_advantages = flat_advantages[index]
+                if c.norm_adv and len(index) > 1:
+                    minibatch_advantages = (minibatch_advantages - minibatch_advantages.mean()) / (
+                        minibatch_advantages.std() + 1e-8
+                    )
+                policy_loss, approx_kl, clip_fraction = clipped_surrogate_loss(
+                    new_log_prob, flat["log_probs"][index], minibatch_advantages, c.clip_coef
+                )
+                v_loss = value_loss(
+                    new_values, flat["values"][index], flat_returns[index], c.clip_coef, c.clip_vloss
+                )
+                entropy_loss = entropy.mean()
+                loss = policy_loss - c.ent_coef * entropy_loss + c.vf_coef * v_loss
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if c.max_grad_norm > 0:
+                    nn.utils.clip_grad_norm_(self.network.parameters(), c.max_grad_norm)
+                self.optimizer.step()
+                clip_fractions.append(clip_fraction.item())
+            if c.target_kl > 0 and approx_kl.item() > c.target_kl:
+                break
+        self.updates += 1
+        variance = flat_returns.var()
+        explained = (
+            1.0 - (flat_returns - flat["values"]).var() / variance
+            if variance > 0
+            else torch.tensor(float("nan"))
+        )
+        return {
+            "losses/value_loss": v_loss.item(),
+            "losses/policy_loss": policy_loss.item(),
+            "losses/entropy": entropy_loss.item(),
+            "losses/approx_kl": approx_kl.item(),
+            "losses/clipfrac": float(np.mean(clip_fractions)),
+            "losses/explained_variance": float(explained),
+            "charts/learning_rate": lr,
+        }
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rollout": {name: value.clone() for name, value in self.rollout.items()},
+            "position": self.position,
+            "steps": self.steps,
+            "updates": self.updates,
+            "generator": self.generator.get_state(),
+            "obs_rms": self.obs_rms.state_dict(),
+            "return_rms": self.return_rms.state_dict(),
+            "discounted_return": self.discounted_return.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for name, value in state["rollout"].items():
+            self.rollout[name].copy_(value)
+        self.position, self.steps, self.updates = (
+            int(state["position"]),
+            int(state["steps"]),
+            int(state["updates"]),
+        )
+        self.generator.set_state(state["generator"])
+        self.obs_rms.load_state_dict(state["obs_rms"])
+        self.return_rms.load_state_dict(state["return_rms"])
+        self.discounted_return = state["discounted_return"].to(self.device).clone()
+        self.pending = None
+
+
+def check_ppo_config(config: PPOConfig, num_envs: int) -> None:
+    """Reject settings no run could use, naming the flag."""
+    for name in ("num_steps", "num_minibatches", "update_epochs"):
+        if getattr(config, name) < 1:
+            raise AnewError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(config, name)})")
+    if config.num_minibatches > config.num_steps * num_envs:
+        raise AnewError(
+            f"--num-minibatches {config.num_minibatches} exceeds the batch of num_steps x num_envs = "
+            f"{config.num_steps * num_envs} transitions; lower it or raise --num-steps"
+        )
+    if not 0.0 <= config.gae_lambda <= 1.0 or not 0.0 <= config.gamma <= 1.0:
+        raise AnewError(
+            f"--gamma and --gae-lambda must lie in [0, 1] (got {config.gamma}, {config.gae_lambda})"
+        )
+    if config.clip_coef <= 0:
+        raise AnewError(f"--clip-coef must be positive (got {config.clip_coef})")

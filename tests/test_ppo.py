@@ -1,0 +1,282 @@
+"""PPO: the pure maths against hand-computed values, the agent's bookkeeping, and short CLI runs."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import math
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from anew.agents.core import TransitionBatch
+from anew.agents.ppo import (
+    PPOAgent,
+    PPOConfig,
+    RunningMeanStd,
+    clipped_surrogate_loss,
+    default_preset,
+    gae_advantages,
+    gaussian_entropy,
+    gaussian_log_prob,
+    value_loss,
+)
+from anew.errors import AnewError
+
+torch.set_num_threads(1)
+
+CARTPOLE_OBS = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+
+
+# ---------------------------------------------------------------------- GAE
+def test_gae_matches_hand_computation_with_terminated_and_truncated_steps() -> None:
+    gamma, lam = 0.9, 0.5
+    # env 0: no episode end.  env 1: terminated at t=0, truncated at t=2 (final obs worth 4).
+    # env 2: truncated at t=0 with final obs worth 3, then running.
+    rewards = torch.tensor([[1.0, 1.0, 0.0], [2.0, 1.0, 0.0], [3.0, 1.0, 0.0]])
+    values = torch.tensor([[0.5, 2.0, 1.0], [1.0, 2.0, 1.0], [1.5, 2.0, 1.0]])
+    next_values = torch.tensor([[1.0, 5.0, 3.0], [1.5, 2.0, 1.0], [2.0, 4.0, 1.0]])
+    terminated = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    truncated = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    advantages = gae_advantages(rewards, values, next_values, terminated, terminated + truncated, gamma, lam)
+    # deltas by hand: env0 1.4, 2.35, 3.3; env1 -1 (no bootstrap), 0.8, 2.6 (bootstraps on 4); env2 1.7, -0.1, -0.1
+    expected = torch.tensor(
+        [
+            [1.4 + 0.45 * (2.35 + 0.45 * 3.3), -1.0, 1.7],
+            [2.35 + 0.45 * 3.3, 0.8 + 0.45 * 2.6, -0.1 + 0.45 * -0.1],
+            [3.3, 2.6, -0.1],
+        ]
+    )
+    torch.testing.assert_close(advantages, expected)
+
+
+def test_gae_with_lambda_one_is_the_discounted_return_minus_value() -> None:
+    rewards = torch.tensor([[1.0], [2.0], [3.0]])
+    values = torch.tensor([[0.3], [0.2], [0.1]])
+    next_values = torch.tensor([[0.2], [0.1], [10.0]])
+    zeros = torch.zeros(3, 1)
+    advantages = gae_advantages(rewards, values, next_values, zeros, zeros, 0.9, 1.0)
+    returns = [1 + 0.9 * 2 + 0.81 * 3 + 0.729 * 10, 2 + 0.9 * 3 + 0.81 * 10, 3 + 0.9 * 10]
+    torch.testing.assert_close(advantages + values, torch.tensor(returns).unsqueeze(1))
+
+
+# ---------------------------------------------------------------------- losses
+def test_clipped_surrogate_loss_values_kl_clipfrac_and_gradients() -> None:
+    ratios = torch.tensor([1.5, 1.5, 0.5, 0.5, 1.1])
+    advantages = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0])
+    new_log_prob = ratios.log().requires_grad_()
+    loss, approx_kl, clip_fraction = clipped_surrogate_loss(new_log_prob, torch.zeros(5), advantages, 0.2)
+    # per sample max(-A r, -A clip(r)): -1.2, 1.5, -0.5, 0.8, -1.1
+    assert loss.item() == pytest.approx((-1.2 + 1.5 - 0.5 + 0.8 - 1.1) / 5)
+    assert clip_fraction.item() == pytest.approx(4 / 5)
+    assert approx_kl.item() == pytest.approx(float(((ratios - 1) - ratios.log()).mean()))
+    loss.backward()
+    # Clipped terms carry no gradient; unclipped ones d(-A r)/dlogp = -A r, averaged.
+    torch.testing.assert_close(new_log_prob.grad, torch.tensor([0.0, 1.5, -0.5, 0.0, -1.1]) / 5)
+
+
+def test_value_loss_clipped_and_unclipped() -> None:
+    new, old, returns = torch.tensor([2.0, 0.1]), torch.tensor([0.0, 0.0]), torch.tensor([3.0, 0.0])
+    # sample 0: unclipped (2-3)^2 = 1, clipped value 0.2 -> (0.2-3)^2 = 7.84; sample 1: both 0.01
+    assert value_loss(new, old, returns, 0.2, clip=True).item() == pytest.approx(0.5 * (7.84 + 0.01) / 2)
+    assert value_loss(new, old, returns, 0.2, clip=False).item() == pytest.approx(0.5 * (1.0 + 0.01) / 2)
+
+
+def test_gaussian_log_prob_and_entropy_against_scipy_and_torch() -> None:
+    generator = torch.Generator().manual_seed(0)
+    mean = torch.randn(6, 3, generator=generator)
+    log_std = torch.randn(3, generator=generator).expand(6, 3)
+    actions = torch.randn(6, 3, generator=generator) * 2
+    ours = gaussian_log_prob(actions, mean, log_std)
+    reference = stats.norm.logpdf(actions.numpy(), mean.numpy(), log_std.exp().numpy()).sum(-1)
+    np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-5)
+    normal = torch.distributions.Normal(mean, log_std.exp())
+    torch.testing.assert_close(gaussian_entropy(log_std), normal.entropy().sum(-1))
+
+
+def test_running_mean_std_matches_numpy_over_batches() -> None:
+    data = np.random.default_rng(0).normal(3.0, 2.0, size=(300, 2))
+    rms = RunningMeanStd((2,))
+    for chunk in np.split(data, [7, 100, 101]):
+        rms.update(torch.as_tensor(chunk))
+    np.testing.assert_allclose(rms.mean.numpy(), data.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(rms.var.numpy(), data.var(0), rtol=1e-4)
+
+
+# ---------------------------------------------------------------------- the agent
+def feed(agent: PPOAgent, steps: int, seed: int, truncate_at: int = -1) -> list[np.ndarray]:
+    """Drive the agent with random observations and rewards as a runner would; returns its actions."""
+    rng = np.random.default_rng(seed)
+    n, shape = agent.num_envs, agent.obs_shape
+    obs, taken = rng.normal(size=(n, *shape)).astype(np.float32), []
+    for step in range(steps):
+        actions = agent.act(obs, explore=True)
+        taken.append(actions)
+        next_obs = rng.normal(size=(n, *shape)).astype(np.float32)
+        terminated = rng.random(n) < 0.05
+        truncated = np.full(n, step == truncate_at) & ~terminated
+        agent.observe(TransitionBatch(obs, actions, rng.normal(size=n), terminated, truncated, next_obs))
+        agent.update()
+        obs = next_obs
+    return taken
+
+
+def small_config(**changes) -> PPOConfig:
+    return PPOConfig(**({"num_steps": 8, "num_minibatches": 2, "update_epochs": 2, "hidden": (16,)} | changes))
+
+
+def test_same_seed_same_run_other_seed_other_run() -> None:
+    space = gym.spaces.Discrete(3)
+    agents = [PPOAgent(small_config(), CARTPOLE_OBS, space, 2, seed) for seed in (5, 5, 6)]
+    actions = [np.stack(feed(agent, 20, seed=0)) for agent in agents]
+    assert np.array_equal(actions[0], actions[1])
+    assert agents[0].updates == 2
+    for a, b in zip(agents[0].network.parameters(), agents[1].network.parameters()):
+        assert torch.equal(a, b)
+    assert not np.array_equal(actions[0], actions[2])
+
+
+def test_truncated_steps_keep_the_value_of_the_final_observation() -> None:
+    agent = PPOAgent(small_config(), CARTPOLE_OBS, gym.spaces.Discrete(2), 3, seed=0)
+    obs = np.zeros((3, 4), np.float32)
+    final = np.array([[1, 2, 3, 4], [4, 3, 2, 1], [0, 1, 0, 1]], np.float32)
+    actions = agent.act(obs)
+    batch = TransitionBatch(obs, actions, np.ones(3), np.array([True, False, False]),
+                            np.array([False, True, False]), final)  # fmt: skip
+    agent.observe(batch)
+    assert agent.rollout["has_bootstrap"][0].tolist() == [0.0, 1.0, 0.0]
+    expected = agent.network.value(torch.as_tensor(final[1:2])).item()
+    assert agent.rollout["bootstrap_values"][0, 1].item() == pytest.approx(expected)
+    assert agent.rollout["terminated"][0].tolist() == [1.0, 0.0, 0.0]
+    assert agent.rollout["episode_over"][0].tolist() == [1.0, 1.0, 0.0]
+
+
+def test_continuous_actions_are_clipped_but_log_probs_are_of_the_sample() -> None:
+    space = gym.spaces.Box(np.array([-0.1, 0.0], np.float32), np.array([0.1, 5.0], np.float32))
+    agent = PPOAgent(small_config(init_log_std=1.0), CARTPOLE_OBS, space, 64, seed=0)
+    obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    actions = agent.act(obs, explore=True)
+    assert actions.shape == (64, 2) and actions.dtype == np.float32
+    assert (actions >= space.low).all() and (actions <= space.high).all()
+    sample = agent.pending["actions"]
+    assert (sample.abs() > 1).any()  # some samples fall outside [-1, 1] and were clipped for the env
+    head, _ = agent.network(torch.as_tensor(obs))
+    expected = gaussian_log_prob(sample, head, agent.network.log_std.expand_as(head))
+    torch.testing.assert_close(agent.pending["log_prob"], expected)
+    mode = agent.act(obs, explore=False)  # the mean, mapped onto the bounds
+    mapped = space.low + (np.clip(head.detach().numpy(), -1, 1) + 1) / 2 * (space.high - space.low)
+    np.testing.assert_allclose(mode, mapped, rtol=1e-5, atol=1e-6)
+
+
+def test_evaluation_acting_is_greedy_and_leaves_the_rollout_alone() -> None:
+    agent = PPOAgent(small_config(), CARTPOLE_OBS, gym.spaces.Discrete(4), 5, seed=0)
+    obs = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)
+    state = copy.deepcopy(agent.state_dict())
+    greedy = agent.act(obs, explore=False)
+    head, _ = agent.network(torch.as_tensor(obs))
+    assert np.array_equal(greedy, head.argmax(-1).numpy())
+    assert agent.pending is None
+    assert torch.equal(agent.state_dict()["generator"], state["generator"])
+
+
+def test_state_dict_round_trip_mid_rollout_continues_identically() -> None:
+    config = small_config(normalize_obs=True, normalize_reward=True)
+    space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    original = PPOAgent(config, CARTPOLE_OBS, space, 2, seed=3)
+    feed(original, 13, seed=0, truncate_at=4)  # one update done, five rows into the next rollout
+    buffer = io.BytesIO()
+    torch.save(original.state_dict(), buffer)
+    buffer.seek(0)
+    restored = PPOAgent(config, CARTPOLE_OBS, space, 2, seed=99)
+    restored.load_state_dict(torch.load(buffer, weights_only=True))  # plain tensors and containers only
+    assert restored.position == 5 and restored.steps == 26 and restored.updates == 1
+    actions = [np.stack(feed(agent, 11, seed=1)) for agent in (original, restored)]
+    np.testing.assert_array_equal(actions[0], actions[1])
+    assert original.updates == restored.updates == 3
+    for a, b in zip(original.network.parameters(), restored.network.parameters()):
+        assert torch.equal(a, b)
+    torch.testing.assert_close(original.obs_rms.var, restored.obs_rms.var)
+
+
+def test_image_observations_use_a_shared_cnn_torso() -> None:
+    obs_space = gym.spaces.Box(0, 1, (4, 10, 10), np.uint8)
+    agent = PPOAgent(small_config(num_steps=2, num_minibatches=1), obs_space, gym.spaces.Discrete(3), 2, seed=0)
+    assert agent.image_input and agent.rollout["obs"].dtype == torch.uint8
+    obs = np.random.default_rng(0).integers(0, 2, size=(2, 4, 10, 10), dtype=np.uint8)
+    for _ in range(2):
+        actions = agent.act(obs)
+        agent.observe(TransitionBatch(obs, actions, np.ones(2), np.zeros(2, bool), np.zeros(2, bool), obs))
+    assert "losses/value_loss" in agent.update()
+
+
+def test_bad_spaces_and_settings_are_named() -> None:
+    with pytest.raises(AnewError, match="Discrete or Box"):
+        PPOAgent(PPOConfig(), CARTPOLE_OBS, gym.spaces.MultiDiscrete([2, 2]))
+    with pytest.raises(AnewError, match="--num-minibatches"):
+        PPOAgent(PPOConfig(num_steps=4, num_minibatches=8), CARTPOLE_OBS, gym.spaces.Discrete(2), num_envs=1)
+    agent = PPOAgent(small_config(), CARTPOLE_OBS, gym.spaces.Discrete(2))
+    with pytest.raises(AnewError, match="update"):
+        feed_without_update = TransitionBatch(np.zeros((1, 4), np.float32), np.zeros(1, int), np.zeros(1),
+                                              np.zeros(1, bool), np.zeros(1, bool), np.zeros((1, 4), np.float32))  # fmt: skip
+        for _ in range(9):
+            agent.observe(feed_without_update)
+
+
+def test_default_presets() -> None:
+    assert default_preset("CartPole-v1") == "classic-control"
+    assert default_preset("Pendulum-v1") == "mujoco"
+    assert default_preset("HalfCheetah-v5") == "mujoco"
+    assert default_preset("ALE/Pong-v5") == "atari"
+    assert default_preset("anew/LostSales-v0") == "inventory"
+
+
+# ---------------------------------------------------------------------- through the command line
+def train(tmp_path: Path, name: str, *flags: str) -> dict:
+    from anew.runners.cli import main
+
+    run_dir = tmp_path / name
+    assert main(["train", "ppo", "--run-dir", str(run_dir), "--eval-episodes", "2", *flags]) == 0
+    return json.loads((run_dir / "eval.json").read_text())
+
+
+def test_cli_smoke_cartpole(tmp_path: Path) -> None:
+    document = train(tmp_path, "cartpole", "--env-id", "CartPole-v1", "--total-steps", "256", "--num-envs", "2",
+                     "--eval-every", "128", "--checkpoint-every", "256", "--num-steps", "32",
+                     "--log-every", "64")  # fmt: skip
+    assert document["agent"] == "ppo" and [e["step"] for e in document["evaluations"]] == [128, 256]
+    assert document["config"]["agent_config"]["num_steps"] == 32
+    lines = [json.loads(line) for line in (tmp_path / "cartpole" / "metrics.jsonl").read_text().splitlines()]
+    logged = [line for line in lines if "losses/approx_kl" in line]
+    assert len(logged) == 4, lines  # an update every 64 agent steps, each on a log step
+
+
+def test_cli_smoke_pendulum(tmp_path: Path) -> None:
+    document = train(tmp_path, "pendulum", "--env-id", "Pendulum-v1", "--total-steps", "400", "--num-steps", "100",
+                     "--num-minibatches", "4", "--eval-every", "400", "--checkpoint-every", "400")  # fmt: skip
+    assert document["config"]["run"]["preset"] == "mujoco"
+    final = document["evaluations"][-1]
+    assert len(final["returns"]) == 2 and all(length == 200 for length in final["lengths"])
+    assert all(math.isfinite(r) for r in final["returns"])
+
+
+def test_cli_resume_mid_rollout_equals_uninterrupted(tmp_path: Path) -> None:
+    from anew.runners.cli import main
+
+    flags = ["--env-id", "CartPole-v1", "--num-envs", "2", "--num-steps", "32", "--eval-every", "300",
+             "--eval-episodes", "2", "--checkpoint-every", "300", "--seed", "4"]  # fmt: skip
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main(["train", "ppo", "--run-dir", str(whole), "--total-steps", "600", *flags]) == 0
+    assert main(["train", "ppo", "--run-dir", str(cut), "--total-steps", "300", *flags]) == 0  # stops mid-rollout
+    assert main(["resume", str(cut), "--total-steps", "600"]) == 0
+    final = "checkpoints/step_000000000600/agent.pt"
+    a, b = (torch.load(d / final, weights_only=True)["agent"] for d in (whole, cut))
+    for name, tensor in a["network"].items():
+        assert torch.equal(tensor, b["network"][name]), name
+    for name, tensor in a["rollout"].items():
+        assert torch.equal(tensor, b["rollout"][name]), name
+    assert (a["position"], a["steps"], a["updates"]) == (b["position"], b["steps"], b["updates"]) == (12, 600, 9)
