@@ -28,10 +28,8 @@ from anew.agents.inventory_policies import (
     MyopicPolicy,
     SSPolicy,
     VectorBaseStockPolicy,
-    best_base_stock,
-    best_capped_base_stock,
 )
-from anew.envs.inventory import InventoryConfig, simulate_policy
+from anew.envs.inventory import InventoryConfig, InventorySim, inventory_step, simulate_policy
 from anew.envs.inventory_demand import DemandDistribution, convolve_pmf, quantile
 from anew.envs.inventory_exact import (
     backlog_optimum,
@@ -118,6 +116,34 @@ def _simulator(args: _Common, config: InventoryConfig) -> Callable[..., tuple[fl
     return simulate
 
 
+def base_stock_grid(
+    config: InventoryConfig,
+    levels: np.ndarray,
+    caps: list[float],
+    envs: int,
+    periods: int,
+    warmup: int,
+    seed: int,
+) -> np.ndarray:
+    """Average cost of every capped base-stock (S, r) in one batched run with common demand paths.
+
+    Returns an array [len(levels), len(caps)]; a cap of inf is plain base-stock.
+    """
+    grid = [(level, cap) for level in levels for cap in caps]
+    level = torch.tensor([g[0] for g in grid], dtype=torch.float32).repeat_interleave(envs)
+    cap = torch.tensor([g[1] for g in grid], dtype=torch.float32).repeat_interleave(envs)
+    demand_source = InventorySim(config, envs, seed=seed)
+    state = torch.zeros(len(level), config.state_size)
+    total = torch.zeros(len(level), dtype=torch.float64)
+    for t in range(periods):
+        demand = demand_source.sample_demand().repeat(len(grid))
+        order = torch.minimum(torch.relu(level - state.sum(dim=1)), cap)
+        state, cost, _ = inventory_step(state, order, demand, config.lead_time, config.p, config.h)
+        if t >= warmup:
+            total += cost
+    return (total.view(len(grid), envs).mean(dim=1) / (periods - warmup)).view(len(levels), len(caps)).numpy()
+
+
 def solve_lost_sales(args: LostSales) -> dict[str, Any]:
     demand = DemandDistribution.poisson(args.demand_mean)
     pmf, L = demand.pmf(), args.lead_time
@@ -132,16 +158,22 @@ def solve_lost_sales(args: LostSales) -> dict[str, Any]:
 
     newsvendor = BaseStockPolicy.newsvendor(L, pmf, args.p, args.h)
     simulated("base-stock (newsvendor level)", newsvendor, {"S": newsvendor.level})
-    small = min(args.envs, 500), min(args.periods, args.warmup + 400)
     print("searching base-stock and capped base-stock levels ...", file=sys.stderr)
-    search = lambda policy: simulate(policy, *small)[0]
-    levels = range(max(newsvendor.level - 8, 0), newsvendor.level + 1)
-    best, _ = best_base_stock(search, L, levels)
+    search = {
+        "envs": min(args.envs, 1000),
+        "periods": min(args.periods, args.warmup + 500),
+        "warmup": args.warmup,
+    }
+    levels = np.arange(max(newsvendor.level - 8, 0), newsvendor.level + 1)
+    uncapped = base_stock_grid(config, levels, [np.inf], seed=args.seed, **search)[:, 0]
+    best = BaseStockPolicy(int(levels[np.argmin(uncapped)]), L)
     simulated("base-stock (best level)", best, {"S": best.level})
-    order_cap = quantile(pmf, args.p / (args.p + args.h))
-    caps = range(int(np.ceil(args.demand_mean)), order_cap + 2)
     # Capping lets a higher level pay off (Xin 2021): search S from the best uncapped level upwards.
-    capped, _ = best_capped_base_stock(search, L, range(best.level, best.level + 5), caps)
+    cap_levels = np.arange(best.level, best.level + 5)
+    caps = np.arange(int(np.ceil(args.demand_mean)), quantile(pmf, args.p / (args.p + args.h)) + 2)
+    costs = base_stock_grid(config, cap_levels, caps, seed=args.seed, **search)
+    i, j = np.unravel_index(np.argmin(costs), costs.shape)
+    capped = BaseStockPolicy(int(cap_levels[i]), L, cap=int(caps[j]))
     simulated("capped base-stock (best S, r)", capped, {"S": capped.level, "r": capped.cap})
     simulated("vector base-stock (Morton)", VectorBaseStockPolicy(L, pmf, args.p, args.h), {})
     simulated("myopic-1", MyopicPolicy(L, pmf, args.p, args.h, lookahead=1), {})
