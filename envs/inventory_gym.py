@@ -196,7 +196,11 @@ class InventoryVectorEnv(gym.vector.VectorEnv):
         self._obs = np.zeros(self.observation_space.shape, np.float32)
         self._info: dict[str, np.ndarray] = {}
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict | None = None
+    ) -> tuple[np.ndarray, dict]:
+        if isinstance(seed, (list, tuple)):  # one generator drives the whole batch: its first seed decides
+            seed = seed[0]
         self._obs = self.sim.reset(seed).cpu().numpy()
         self._needs_reset, self._elapsed, self._info = False, 0, {}
         return self._obs.copy(), {}
