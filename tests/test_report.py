@@ -80,7 +80,7 @@ def test_report_on_two_settings_writes_table_json_and_figures(tmp_path, capsys):
             str(out_dir),
             "--reps",
             "2000",
-        ]  # fmt: skip
+        ]
     )
     assert code == 0
     table = capsys.readouterr().out
