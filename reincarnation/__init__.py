@@ -9,8 +9,16 @@ Dopamine interop (no JAX, TensorFlow or orbax needed):
 * :func:`load_dopamine_network` / :func:`convert_dopamine_checkpoint` - ``ckpt.N`` JAX DQN and Rainbow
   agents as anew ``QNetwork`` modules / state_dicts.
 * :func:`safe_load` - the restricted unpickler every Dopamine pickle goes through.
+
+Teacher-student methods:
+
+* :class:`Teacher` - a frozen Q-function with its own preprocessing (anew agent or Dopamine checkpoint);
+  :func:`collect_teacher_replay` rolls it out into a replay, :func:`load_teacher_data` reads teacher replay.
+* :class:`ReincarnatingStudent` - QDagger (and, through :data:`METHODS`, kickstarting, JSRL, offline
+  pre-training, rehearsal, DQfD, fine-tuning) around an anew DQN or Rainbow agent; :func:`build_student`.
 """
 
+from anew.reincarnation.baselines import METHODS, build_student
 from anew.reincarnation.dopamine_checkpoint import (
     DopamineConversion,
     DopamineNetwork,
@@ -21,20 +29,46 @@ from anew.reincarnation.dopamine_checkpoint import (
 )
 from anew.reincarnation.dopamine_jax_replay import DopamineJaxReplay
 from anew.reincarnation.dopamine_replay import DopamineReplay, DopamineReplayWriter, write_dopamine_replay
+from anew.reincarnation.qdagger import (
+    PRESETS,
+    ReincarnatingStudent,
+    ReincarnationConfig,
+    teacher_normalized_score,
+    tied_learning_rate,
+    weaned_weight,
+)
 from anew.reincarnation.safe_pickle import UnsafePickleError, safe_load, safe_loads
+from anew.reincarnation.teachers import (
+    Teacher,
+    collect_teacher_replay,
+    is_dopamine_checkpoint,
+    load_teacher_data,
+)
 
 __all__ = [
+    "METHODS",
+    "PRESETS",
     "DopamineConversion",
     "DopamineJaxReplay",
     "DopamineNetwork",
     "DopamineNetworkOutput",
     "DopamineReplay",
     "DopamineReplayWriter",
+    "ReincarnatingStudent",
+    "ReincarnationConfig",
+    "Teacher",
     "UnsafePickleError",
+    "build_student",
+    "collect_teacher_replay",
     "convert_dopamine_checkpoint",
+    "is_dopamine_checkpoint",
     "load_dopamine_bundle",
     "load_dopamine_network",
+    "load_teacher_data",
     "safe_load",
     "safe_loads",
+    "teacher_normalized_score",
+    "tied_learning_rate",
+    "weaned_weight",
     "write_dopamine_replay",
 ]

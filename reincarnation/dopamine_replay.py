@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
+
+from anew.agents.replay import ReplayBuffer
 from anew.errors import AnewError
 from anew.reincarnation.safe_pickle import safe_loads
 
@@ -362,6 +364,72 @@ class DopamineReplay:
             if name not in REQUIRED_FIELDS:
                 batch[name] = np.asarray(array[idx])
         return batch
+
+    # --- into anew's buffer -----------------------------------------------------------------------------
+    def to_replay(self, capacity: int | None = None, *, n_step: int | None = None, gamma: float | None = None,
+                  seed: int = 0, storage_dir: str | os.PathLike | None = None) -> ReplayBuffer:
+        """The stored episodes as an anew ``ReplayBuffer`` (one env stream; frames re-stacked when sampled).
+
+        Rows are replayed oldest first; the oldest slot of a full buffer (the cursor row, stale in DQN Replay
+        Dataset logs) is left out. Dopamine's zero padding rows are dropped (anew zero-pads stacks at episode
+        starts itself). A terminal row ends its episode. An episode end without a terminal (a timeout) becomes a
+        truncation of the step before it, with the timeout row's frame as final observation; the timeout row's own
+        transition, which Dopamine never samples, is dropped. Every transition Dopamine samples is then one anew
+        samples too (same stacks, action, n-step reward, next stack, terminal); anew additionally bootstraps
+        n-step windows that cross a timeout, where Dopamine rejects the index.
+        """
+        n_step = self.update_horizon if n_step is None else int(n_step)
+        gamma = self.gamma if gamma is None else float(gamma)
+        k, capacity_rows = self.stack_size, self.capacity
+        order = (np.arange(self.cursor + 1, self.cursor + capacity_rows) % capacity_rows if self.is_full()
+                 else np.arange(self.cursor))
+        observation, terminal = self.store["observation"], np.asarray(self.store["terminal"]) != 0
+        action, reward = np.asarray(self.store["action"]), np.asarray(self.store["reward"])
+        ends = terminal.copy()
+        ends[[i for i in self.episode_end_indices if 0 <= i < capacity_rows]] = True
+
+        def is_padding(row: int) -> bool:
+            return not (action[row] or reward[row] or terminal[row] or np.asarray(observation[row]).any())
+
+        # Group the rows (oldest first) into episodes of real rows, skipping the padding after each end.
+        episodes: list[list[int]] = []
+        current: list[int] = []
+        skip = k - 1  # leading padding of the first (or a cut-off) episode
+        for row in order.tolist():
+            if skip > 0 and not current and is_padding(row):
+                skip -= 1
+                continue
+            skip = 0
+            current.append(row)
+            if ends[row]:
+                episodes.append(current)
+                current, skip = [], k - 1
+        if current:
+            episodes.append(current)
+
+        rows_needed = sum(len(e) for e in episodes) + len(episodes)
+        frame_shape = self.observation_shape
+        buffer = ReplayBuffer(
+            capacity=capacity or rows_needed + k + n_step + 2, num_envs=1, obs_shape=(k, *frame_shape),
+            obs_dtype=observation.dtype, action_dtype=action.dtype, frame_stack=k, n_step=n_step, gamma=gamma,
+            seed=seed, storage_dir=storage_dir,
+        )
+        obs = np.zeros((1, k, *frame_shape), dtype=observation.dtype)
+        next_obs = np.zeros_like(obs)
+        no, yes = np.zeros(1, dtype=bool), np.ones(1, dtype=bool)
+        for episode in episodes:
+            last = episode[-1]
+            timeout = ends[last] and not terminal[last]
+            steps = episode[:-1] if timeout else episode
+            for position, row in enumerate(steps):
+                obs[0, -1] = observation[row]
+                final = position == len(steps) - 1
+                is_terminal = final and bool(terminal[row])
+                is_truncated = final and timeout
+                next_obs[0, -1] = observation[last] if is_truncated else 0
+                buffer.add(obs, action[row:row + 1], reward[row:row + 1], yes if is_terminal else no,
+                           yes if is_truncated else no, next_obs)
+        return buffer
 
 
 def write_dopamine_replay(directory: str | os.PathLike, suffix: int, store: Mapping[str, np.ndarray], *,

@@ -1,0 +1,413 @@
+"""QDagger (Agarwal et al., NeurIPS 2022): a value-based student learns TD + λ·KL(teacher ‖ student).
+
+The recipe of google-research/reincarnating_rl (``qdagger_dqn.gin``):
+
+1. **Offline phase** on teacher data: ``L = TD + λ₀ · mean_batch KL(softmax(Q_T/τ) ‖ softmax(Q_S/τ))`` with
+   τ = 0.1 and λ₀ = 3.0 for DQN students (1.0 for Rainbow, distilling expected Q-values E[Z]); the target net
+   is hard-copied every ``offline_target_update_every`` gradient steps; learning rate ``max_lr``.
+2. **Switch**: copy online -> target, keep the Adam state, start on the student's own (empty) replay.
+3. **Online phase**: the student's usual schedule (learning starts, update period, target period), the same
+   loss on its own replay, teacher Q-values on the very same states.
+4. **Weaning** after each evaluation: ``w ← max(1 − teacher-normalised score, 0)``, zero for good once it is
+   zero or once more than ``wean_cutoff_steps`` online steps have passed; λ = λ₀·w and
+   ``lr = max_lr·w + min_lr·(1 − w)``.
+
+The student wraps an anew value-based agent by composition: it acts with the agent's network, stores in
+its replay and steps its optimizer, and only replaces the loss. :class:`ReincarnatingStudent` is generic
+over the teacher term (a :class:`Method` names it), so the baselines in ``baselines.py`` are small
+variations of the same class. DQN students use Q-learning TD; students whose network has a C51 ``support``
+(Rainbow) use the categorical TD loss and, online with prioritized replay, both terms are weighted by the
+importance weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from anew.agents.distributional import categorical_cross_entropy, categorical_projection, q_from_logits
+from anew.agents.losses import distillation_loss, linear_epsilon, q_learning_target, td_loss
+from anew.agents.replay import ReplaySample
+from anew.errors import AnewError
+from anew.reincarnation.teachers import Teacher, TransitionSource
+
+
+@dataclass
+class ReincarnationConfig:
+    """QDagger and baseline settings; defaults are reincarnating_rl's Atari recipe (``qdagger_dqn.gin``)."""
+
+    distill_coef: float = 0.0
+    """λ₀, the weight of the teacher term at w = 1 (0: 3.0 for DQN students, 1.0 for Rainbow)."""
+    temperature: float = 0.1
+    """τ of softmax(Q/τ) in the distillation and CQL terms."""
+    offline_steps: int = 1_000_000
+    """Gradient steps on teacher data before the student acts (methods with an offline phase)."""
+    offline_target_update_every: int = 2_000
+    """Gradient steps between target-network copies in the offline phase."""
+    offline_eval_every: int = 100_000
+    """Gradient steps between evaluations in the offline phase (0: only at its end)."""
+    max_lr: float = 1e-4
+    """Learning rate at distillation weight w = 1 (and of the offline phase)."""
+    min_lr: float = 1e-5
+    """Learning rate once weaned (w = 0); also the fine-tuning rate of pretrain, rehearsal and finetune."""
+    wean_cutoff_steps: int = 0
+    """Online agent steps after which the teacher term is dropped for good (0: 1.5M DQN, 2.5M Rainbow)."""
+    online_epsilon_decay_steps: int = 50_000
+    """Exploration decays from the student's epsilon_start to epsilon_end over this many steps, counting offline
+    gradient steps too and with no warm-up (reincarnating_rl), so after a long offline phase it starts at the end."""
+    teacher_steps: int = 1_000_000
+    """Teacher agent steps to collect when no --teacher-replay is given (methods that use teacher data)."""
+    teacher_epsilon: float = 0.01
+    """Exploration of the teacher while it collects data."""
+    cql_coef: float = 1.0
+    """Weight of the CQL term of the offline pre-training baseline."""
+    margin: float = 1.0
+    """Margin l of DQfD's large-margin loss."""
+    margin_coef: float = 1.0
+    """Weight of DQfD's large-margin term (weaned like QDagger's)."""
+    dqfd_max_margin: bool = False
+    """DQfD's max_a form; default False is reincarnating_rl's mean over (s, a) of the hinge."""
+    rehearsal_ratio: float = 0.25
+    """Rehearsal: fraction of each online batch drawn from the teacher data."""
+    jsrl_max_roll_in: int = 100
+    """JSRL: the teacher acts for the first U{1..H} steps of each training episode, H starting here."""
+    jsrl_roll_in_decay: float = 0.8
+    """JSRL: H is multiplied by this after every evaluation."""
+
+
+PRESETS: dict[str, ReincarnationConfig] = {
+    "dopamine": ReincarnationConfig(),
+    # CPU scale (CartPole, MinAtar) for students on the classic-control DQN preset: its bursts of 128 gradient
+    # steps every 256 agent steps, a larger learning rate, and budgets in the tens of thousands.
+    "classic-control": ReincarnationConfig(
+        offline_steps=4_000,
+        offline_target_update_every=128,
+        offline_eval_every=0,
+        max_lr=1e-3,
+        min_lr=1e-4,
+        wean_cutoff_steps=50_000,
+        online_epsilon_decay_steps=1_000,
+        teacher_steps=10_000,
+        teacher_epsilon=0.05,
+    ),
+}
+
+
+# ---------------------------------------------------------------------- the schedule (pure)
+def teacher_normalized_score(student_return: float, teacher_return: float, random_return: float) -> float:
+    """``(student − random) / (teacher − random)``: 1.0 exactly at the teacher's return, so weaning can reach 0.
+
+    reincarnating_rl adds 1e-8 to the denominator, which leaves w ≈ 1e-11 instead of 0 at the teacher's return;
+    here the 1e-8 only guards a teacher no better than random.
+    """
+    gap = teacher_return - random_return
+    return (student_return - random_return) / (gap if abs(gap) > 1e-8 else 1e-8)
+
+
+def weaned_weight(weight: float, normalized_score: float, online_steps: int, cutoff_steps: int) -> float:
+    """The distillation multiplier after an evaluation: ``max(1 − score, 0)`` while it is positive, 0 for good
+    once it has reached 0 or once more than ``cutoff_steps`` online steps have passed."""
+    if weight <= 0.0 or online_steps > cutoff_steps:
+        return 0.0
+    return max(1.0 - normalized_score, 0.0)
+
+
+def tied_learning_rate(weight: float, max_lr: float, min_lr: float) -> float:
+    """``max_lr·w + min_lr·(1 − w)``: 1e-4 while distilling, 1e-5 once weaned at Atari scale."""
+    return weight * max_lr + (1.0 - weight) * min_lr
+
+
+# ---------------------------------------------------------------------- the method
+AuxLoss = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None", ReincarnationConfig], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TeacherTerm:
+    """An auxiliary loss tying the student to the teacher: per-sample values from (student Q (B, A),
+    actions (B,), teacher Q (B, A) or None, config); ``coef`` names the config field weighting it."""
+
+    name: str
+    loss: AuxLoss
+    coef: str
+    needs_teacher: bool = True
+
+
+def distill_term_loss(student_q: torch.Tensor, actions: torch.Tensor, teacher_q: torch.Tensor | None,
+                      config: ReincarnationConfig) -> torch.Tensor:
+    assert teacher_q is not None
+    return distillation_loss(student_q, teacher_q, config.temperature)
+
+
+DISTILL = TeacherTerm("distill", distill_term_loss, "distill_coef")
+
+
+@dataclass(frozen=True)
+class Method:
+    """What a reincarnation method changes in the student's training.
+
+    ``offline``/``online``: the teacher term of each phase (None: no offline phase / plain TD online).
+    ``wean``: scale the online term by the weaning multiplier w. ``online_lr``: "tied" (follows w),
+    "max"/"min" (``max_lr``/``min_lr``) or "agent" (the student's own lr). ``keep_optimizer``: keep the
+    Adam state at the switch. ``rehearsal``: mix teacher data into online batches. ``decay_epsilon``: False
+    acts at the student's epsilon_end from the first step (a reloaded, already trained network).
+    """
+
+    name: str
+    offline: TeacherTerm | None
+    online: TeacherTerm | None
+    wean: bool = True
+    online_lr: str = "tied"
+    keep_optimizer: bool = True
+    rehearsal: bool = False
+    uses_teacher_data: bool = True
+    decay_epsilon: bool = True
+
+
+QDAGGER = Method("qdagger", offline=DISTILL, online=DISTILL)
+
+
+# ---------------------------------------------------------------------- losses on a student agent
+def is_distributional(agent: Any) -> bool:
+    return getattr(agent.online, "support", None) is not None
+
+
+def td_loss_and_q(agent: Any, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
+                  discount: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample TD loss and the online Q-values (B, A) of ``obs`` (with gradient), from the agent's nets.
+
+    DQN: Q-learning target (double-Q if the agent's config says so) with the agent's MSE/Huber loss.
+    C51 (a network with ``support`` and ``logits``): cross-entropy against the projected target distribution
+    at the target net's (or, double-Q, the online net's) greedy next action; Q-values are E[Z].
+    """
+    online, target = agent.online, agent.target
+    double_q = bool(getattr(agent.config, "double_q", False))
+    support = getattr(online, "support", None)
+    if support is None:
+        q_values = online(obs)
+        q_taken = q_values.gather(1, action.unsqueeze(1)).squeeze(1)
+        with torch.no_grad():
+            next_online = online(next_obs) if double_q else None
+            td_target = q_learning_target(reward, discount, target(next_obs), next_online)
+        return td_loss(q_taken, td_target, getattr(agent.config, "loss", "huber")), q_values
+    logits = online.logits(obs)
+    q_values = q_from_logits(logits, support)
+    with torch.no_grad():
+        next_probs = torch.softmax(target.logits(next_obs), dim=-1)
+        next_q = online(next_obs) if double_q else (next_probs * support).sum(-1)
+        best = next_q.argmax(dim=1)
+        rows = torch.arange(len(best), device=best.device)
+        target_probs = categorical_projection(support, next_probs[rows, best], reward, discount)
+    rows = torch.arange(len(action), device=action.device)
+    return categorical_cross_entropy(logits[rows, action], target_probs), q_values
+
+
+def concat_samples(first: ReplaySample, second: ReplaySample) -> ReplaySample:
+    """One batch of both samples' transitions (rehearsal); ``second``'s indices become -1 (not in the replay)."""
+    return ReplaySample(
+        obs=np.concatenate([first.obs, second.obs]),
+        action=np.concatenate([first.action, second.action.astype(first.action.dtype)]),
+        reward=np.concatenate([first.reward, second.reward]),
+        discount=np.concatenate([first.discount, second.discount]),
+        next_obs=np.concatenate([first.next_obs, second.next_obs]),
+        indices=np.concatenate([first.indices, np.full(len(second.action), -1, dtype=first.indices.dtype)]),
+        weights=np.concatenate([first.weights, np.ones(len(second.action), dtype=first.weights.dtype)]),
+    )
+
+
+# ---------------------------------------------------------------------- the student
+class ReincarnatingStudent:
+    """A value-based anew agent (DQN, Rainbow) trained with a teacher term, in an offline then an online phase.
+
+    Implements the runner's Agent protocol (``act``, ``observe``, ``update``, ``state_dict``) for the online
+    phase; ``offline_update`` is one gradient step of the offline phase, ``start_online`` the switch and
+    ``record_score`` the weaning after an evaluation. ``state_dict`` is the wrapped agent's plus a
+    ``reincarnation`` entry, so a checkpoint loads back as the plain agent (``anew evaluate``).
+    """
+
+    def __init__(self, agent: Any, teacher: Teacher | None, config: ReincarnationConfig, method: Method = QDAGGER,
+                 teacher_data: TransitionSource | None = None):
+        for attribute in ("online", "target", "optimizer", "replay", "config"):
+            if not hasattr(agent, attribute):
+                raise AnewError(f"{type(agent).__name__} is not a value-based anew agent (no `{attribute}`); "
+                                "students must be dqn or rainbow")
+        needs_teacher = any(term is not None and term.needs_teacher for term in (method.offline, method.online))
+        if needs_teacher and teacher is None:
+            raise AnewError(f"{method.name} needs a teacher; pass --teacher")
+        if (method.offline is not None or method.rehearsal) and teacher_data is None:
+            raise AnewError(f"{method.name} trains on teacher data; give a teacher replay or let it be collected")
+        self.agent, self.teacher, self.method, self.teacher_data = agent, teacher, method, teacher_data
+        distributional = is_distributional(agent)
+        self.config = dataclasses.replace(
+            config,
+            distill_coef=config.distill_coef or (1.0 if distributional else 3.0),
+            wean_cutoff_steps=config.wean_cutoff_steps or (2_500_000 if distributional else 1_500_000),
+        )
+        self.phase = "offline" if method.offline is not None else "online"
+        self.weight = 1.0  # w, the weaning multiplier of the teacher term
+        self.offline_updates = 0
+        self.set_learning_rate(self.config.max_lr if self.phase == "offline" else self.online_learning_rate())
+
+    # ------------------------------------------------------------------ schedule
+    @property
+    def term(self) -> TeacherTerm | None:
+        return self.method.offline if self.phase == "offline" else self.method.online
+
+    @property
+    def coefficient(self) -> float:
+        """The current weight of the teacher term (λ = λ₀·w for weaned terms)."""
+        term = self.term
+        if term is None:
+            return 0.0
+        weaned = self.phase == "online" and self.method.wean
+        return getattr(self.config, term.coef) * (self.weight if weaned else 1.0)
+
+    def online_learning_rate(self) -> float:
+        c, choice = self.config, self.method.online_lr
+        if choice == "tied":
+            return tied_learning_rate(self.weight, c.max_lr, c.min_lr)
+        return {"max": c.max_lr, "min": c.min_lr, "agent": self.agent.config.lr}[choice]
+
+    def set_learning_rate(self, lr: float) -> None:
+        for group in self.agent.optimizer.param_groups:
+            group["lr"] = lr
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self.agent.optimizer.param_groups[0]["lr"])
+
+    def record_score(self, normalized_score: float, online_steps: int) -> None:
+        """Weaning after an online evaluation: update w, then the tied learning rate."""
+        if self.phase != "online":
+            return
+        self.weight = weaned_weight(self.weight, normalized_score, online_steps, self.config.wean_cutoff_steps)
+        self.set_learning_rate(self.online_learning_rate())
+
+    def start_online(self) -> None:
+        """The switch: target <- online; keep (QDagger) or reset (pre-training baselines) the optimizer."""
+        agent = self.agent
+        agent.target.load_state_dict(agent.online.state_dict())
+        if not self.method.keep_optimizer:
+            agent.optimizer = type(agent.optimizer)(agent.online.parameters(), **agent.optimizer.defaults)
+        self.phase = "online"
+        self.set_learning_rate(self.online_learning_rate())
+
+    # ------------------------------------------------------------------ acting
+    @property
+    def epsilon(self) -> float:
+        c = self.agent.config
+        if not self.method.decay_epsilon:
+            return c.epsilon_end
+        steps = self.offline_updates + self.agent.steps
+        return linear_epsilon(steps, c.epsilon_start, c.epsilon_end, self.config.online_epsilon_decay_steps)
+
+    def act(self, obs: np.ndarray, explore: bool = True) -> np.ndarray:
+        agent = self.agent
+        actions = agent.greedy_actions(obs)
+        epsilon = self.epsilon if explore else agent.config.eval_epsilon
+        random_mask = agent.rng.random(len(actions)) < epsilon
+        if random_mask.any():
+            actions[random_mask] = agent.rng.integers(0, agent.num_actions, size=int(random_mask.sum()))
+        return actions
+
+    def observe(self, batch: Any) -> None:
+        self.agent.observe(batch)
+
+    # ------------------------------------------------------------------ learning
+    def offline_update(self) -> dict[str, float]:
+        """One gradient step of the offline phase on teacher data (and the target copy when due)."""
+        if self.phase != "offline":
+            raise RuntimeError("offline_update after the switch to the online phase")
+        assert self.teacher_data is not None
+        metrics = self.gradient_step(self.teacher_data.sample(self.agent.config.batch_size), prioritized=False)
+        self.offline_updates += 1
+        if self.offline_updates % max(self.config.offline_target_update_every, 1) == 0:
+            self.agent.target.load_state_dict(self.agent.online.state_dict())
+        return metrics
+
+    def update(self) -> dict[str, float]:
+        """The wrapped agent's online schedule (as ``DQNAgent.update``) with the reincarnation loss."""
+        agent, c = self.agent, self.agent.config
+        if self.phase != "online":
+            raise RuntimeError("call start_online() before online updates")
+        if agent.steps < c.learning_starts or not agent.replay.can_sample(c.batch_size):
+            return {}
+        metrics: dict[str, float] = {}
+        while agent.updates < agent.scheduled_updates():
+            metrics = self.gradient_step(self.online_batch(), prioritized=agent.replay.prioritized)
+            agent.updates += 1
+        if agent.steps // c.target_update_every != agent.last_sync_period:
+            agent.target.load_state_dict(agent.online.state_dict())
+            agent.last_sync_period = agent.steps // c.target_update_every
+        return metrics
+
+    def online_batch(self) -> ReplaySample:
+        agent = self.agent
+        batch_size = agent.config.batch_size
+        beta = float(getattr(agent, "beta", 0.0))  # importance-sampling exponent of prioritized students
+        if not self.method.rehearsal:
+            return agent.replay.sample(batch_size, beta)
+        assert self.teacher_data is not None
+        from_teacher = int(agent.rng.binomial(batch_size, self.config.rehearsal_ratio))
+        own = agent.replay.sample(batch_size - from_teacher, beta)
+        return concat_samples(own, self.teacher_data.sample(from_teacher)) if from_teacher else own
+
+    def gradient_step(self, sample: ReplaySample, prioritized: bool) -> dict[str, float]:
+        """TD (+ coefficient · teacher term), both weighted by the sample's importance weights."""
+        agent = self.agent
+        for network in (agent.online, agent.target):
+            if hasattr(network, "reset_noise"):
+                network.reset_noise()
+        obs, next_obs = agent.to_tensor(sample.obs), agent.to_tensor(sample.next_obs)
+        action = torch.as_tensor(sample.action, device=agent.device).long()
+        reward = torch.as_tensor(sample.reward, device=agent.device)
+        discount = torch.as_tensor(sample.discount, device=agent.device)
+        weights = torch.as_tensor(sample.weights, device=agent.device)
+        per_sample_td, q_values = td_loss_and_q(agent, obs, action, reward, discount, next_obs)
+        loss = (weights * per_sample_td).mean()
+        term, coefficient = self.term, self.coefficient
+        metrics = {
+            "losses/td_loss": float(loss.detach()),
+            "losses/q_values": float(q_values.detach().gather(1, action.unsqueeze(1)).mean()),
+            "charts/distill_coeff": coefficient,
+        }
+        if term is not None and coefficient > 0:  # skipped at λ = 0, as reincarnating_rl does
+            teacher_q = self.teacher.q_values(sample.obs).to(agent.device) if term.needs_teacher else None
+            per_sample_aux = term.loss(q_values, action, teacher_q, self.config)
+            loss = loss + coefficient * (weights * per_sample_aux).mean()
+            metrics[f"losses/{term.name}_loss"] = float(per_sample_aux.detach().mean())
+        agent.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if getattr(agent.config, "max_grad_norm", 0) > 0:
+            torch.nn.utils.clip_grad_norm_(agent.online.parameters(), agent.config.max_grad_norm)
+        agent.optimizer.step()
+        if prioritized:
+            own = sample.indices >= 0
+            priorities = per_sample_td.detach().cpu().numpy()[own]
+            agent.replay.update_priorities(sample.indices[own], np.sqrt(priorities + 1e-10))
+        return metrics
+
+    # ------------------------------------------------------------------ state
+    def reincarnation_state(self) -> dict[str, Any]:
+        return {"method": self.method.name, "phase": self.phase, "weight": self.weight,
+                "offline_updates": self.offline_updates, "lr": self.learning_rate}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**self.agent.state_dict(), "reincarnation": self.reincarnation_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.agent.load_state_dict(state)
+        saved = state.get("reincarnation")
+        if saved:
+            self.phase, self.weight = saved["phase"], float(saved["weight"])
+            self.offline_updates = int(saved["offline_updates"])
+            self.set_learning_rate(float(saved["lr"]))
+
+    # The runner's checkpoints save the student's replay through this attribute.
+    @property
+    def replay(self) -> Any:
+        return self.agent.replay

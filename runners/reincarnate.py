@@ -1,0 +1,317 @@
+"""``anew reincarnate METHOD --teacher PATH [--teacher-replay DIR] --agent dqn --env-id ...``.
+
+A reincarnation run is a normal run directory (config.json, metrics.jsonl, TensorBoard, checkpoints,
+eval.json) made by the same :class:`~anew.runners.train.Trainer`, in two phases:
+
+1. **offline** (methods that pre-train: qdagger, pretrain, rehearsal, dqfd): gradient steps on teacher data
+   with no env interaction, so the run's step counter stays at 0. Scalars go to ``offline/*`` indexed by
+   gradient step; the phase ends with an evaluation at step 0 (``extra.phase = "offline"``).
+2. **online**: ``Trainer.train()`` with the student as the agent. After every evaluation the student is
+   weaned from the teacher (``extra`` of each evaluation holds ``teacher_return``, ``random_return``,
+   ``teacher_normalized_score``, ``distill_coeff`` and the learning rate), so ``anew report --normalize
+   teacher`` reads the runs directly.
+
+The teacher is an anew run directory or checkpoint (``anew train``, ``anew convert``) or a Dopamine checkpoint
+folder (``ckpt.N`` + sentinels). Teacher data comes from ``--teacher-replay`` (anew, Dopamine legacy or 4.x
+replay) or is collected by rolling the teacher out for ``--teacher-steps``. Checkpoints hold the student as
+its plain agent (``anew evaluate`` loads them); ``anew resume`` does not continue the teacher term.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import tyro
+
+from anew.envs import make_env, make_vector_env
+from anew.errors import AnewError
+from anew.reincarnation import (
+    METHODS,
+    PRESETS,
+    ReincarnationConfig,
+    Teacher,
+    build_student,
+    collect_teacher_replay,
+    is_dopamine_checkpoint,
+    load_teacher_data,
+    teacher_normalized_score,
+)
+from anew.reincarnation.teachers import replay_like
+from anew.runners import registry
+from anew.runners.evaluate import evaluate_agent
+from anew.runners.train import (
+    RunArgs,
+    Trainer,
+    _write_json_atomic,
+    check_run_args,
+    default_run_dir,
+    env_protocol_for,
+    load_agent_from_checkpoint,
+    seed_everything,
+)
+
+
+@dataclass
+class TeacherArgs:
+    """Who teaches whom."""
+
+    teacher: str = ""
+    """The teacher: an anew run directory or checkpoints/step_* folder, or a Dopamine checkpoint folder."""
+    teacher_replay: str = ""
+    """Teacher transitions (anew replay, Dopamine legacy or 4.x replay); empty: roll the teacher out."""
+    teacher_kind: Literal["dqn", "rainbow"] = "dqn"
+    """Network of a Dopamine teacher checkpoint."""
+    teacher_iteration: int = -1
+    """Dopamine ckpt.N to read (-1: the latest complete one)."""
+    agent: str = "dqn"
+    """The student's agent (its flags below come from its preset)."""
+    recipe: str = ""
+    """Reincarnation sizes: dopamine (Atari, the paper's) or classic-control (CPU); empty: from the preset."""
+    teacher_return: float | None = None
+    """The teacher's mean evaluation return (default: measured over --teacher-eval-episodes)."""
+    random_return: float | None = None
+    """A uniformly random policy's mean return (default: measured over --teacher-eval-episodes)."""
+    teacher_eval_episodes: int = 0
+    """Episodes to measure the teacher's and the random return (0: --eval-episodes)."""
+
+
+class RandomPolicy:
+    """Uniform random actions (the low end of teacher-normalised scores)."""
+
+    def __init__(self, num_actions: int, seed: int):
+        self.num_actions, self.rng = num_actions, np.random.default_rng(seed)
+
+    def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
+        return self.rng.integers(0, self.num_actions, size=len(obs))
+
+
+def load_teacher(path: str | os.PathLike, kind: str = "dqn", iteration: int | None = None, device: str = "cpu",
+                 seed: int = 0) -> tuple[Teacher, dict[str, Any]]:
+    """A :class:`Teacher` from an anew run directory / checkpoint or a Dopamine checkpoint folder, and what is
+    known about it (``source``, ``env_id`` for anew teachers)."""
+    path = Path(path)
+    if not path.exists():
+        raise AnewError(f"teacher {path} does not exist; pass an anew run directory or checkpoint, or a Dopamine "
+                        "checkpoints folder")
+    if is_dopamine_checkpoint(path):
+        teacher = Teacher.from_dopamine(path, kind, iteration, device=device, seed=seed)
+        return teacher, {"source": "dopamine", "path": str(path), "kind": kind}
+    try:
+        agent, runner_state, checkpoint = load_agent_from_checkpoint(path)
+    except AnewError as error:
+        raise AnewError(f"{error}. A teacher is an anew run directory, an anew checkpoints/step_* folder or a "
+                        "Dopamine checkpoints folder (ckpt.N with sentinel_checkpoint_complete.N)") from None
+    teacher = Teacher.from_agent(agent, seed=seed, device=device,
+                                 description=f"anew {runner_state['agent']} checkpoint {checkpoint}")
+    return teacher, {"source": "anew", "path": str(checkpoint), "agent": runner_state["agent"],
+                     "env_id": runner_state["env_id"]}
+
+
+def check_teacher_fits(teacher: Teacher, action_space: Any, obs: np.ndarray, env_id: str) -> None:
+    if teacher.num_actions != int(action_space.n):
+        raise AnewError(f"the teacher has {teacher.num_actions} actions but {env_id} has {action_space.n}; "
+                        "pass the env the teacher was trained on")
+    try:
+        teacher.q_values(obs[None])
+    except (RuntimeError, ValueError) as error:
+        raise AnewError(f"the teacher cannot read {env_id}'s observations of shape {obs.shape} "
+                        f"({str(error).splitlines()[0]}); pass the env the teacher was trained on") from None
+
+
+def check_reincarnation_config(config: ReincarnationConfig) -> None:
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise AnewError(f"--{field.name.replace('_', '-')} must not be negative (got {value})")
+    if config.temperature <= 0:
+        raise AnewError(f"--temperature must be positive (got {config.temperature})")
+    if not 0 <= config.rehearsal_ratio <= 1 or not 0 <= config.teacher_epsilon <= 1:
+        raise AnewError("--rehearsal-ratio and --teacher-epsilon must lie in [0, 1]")
+
+
+def teacher_data_for(args: TeacherArgs, teacher: Teacher, agent: Any, run: RunArgs, config: ReincarnationConfig,
+                     message: Any) -> Any:
+    """Teacher transitions from --teacher-replay, else by rolling the teacher out (``teacher_steps``)."""
+    replay = agent.replay
+    if args.teacher_replay:
+        return load_teacher_data(args.teacher_replay, n_step=replay.n_step, gamma=replay.gamma, seed=run.seed)
+    if config.teacher_steps < 1:
+        raise AnewError("this method trains on teacher data: pass --teacher-replay or a positive --teacher-steps")
+    data = replay_like(replay, config.teacher_steps + config.teacher_steps // 8, run.num_envs, seed=run.seed + 1)
+    explore_epsilon, teacher.explore_epsilon = teacher.explore_epsilon, config.teacher_epsilon
+    envs = make_vector_env(run.env_id, run.num_envs, run.seed + 20_000, run.env_protocol, True,
+                           env_kwargs=run.env_kwargs)
+    stats = collect_teacher_replay(teacher, envs, config.teacher_steps, data, seed=run.seed + 20_000,
+                                   reward_clip=float(getattr(agent.config, "reward_clip", 0.0)))
+    envs.close()
+    teacher.explore_epsilon = explore_epsilon
+    message(f"[teacher] collected {config.teacher_steps} steps ({stats['episodes']:.0f} episodes, mean return "
+            f"{stats['mean_return']:.2f}) at epsilon {config.teacher_epsilon}")
+    return data
+
+
+def run_offline_phase(trainer: Trainer, student: Any, config: ReincarnationConfig) -> None:
+    """Phase 1: gradient steps on teacher data. No env steps happen, so scalars are logged as ``offline/*``
+    against the gradient step and the closing evaluation lands at step 0 of eval.json."""
+    run, logger = trainer.run, trainer.logger
+    log_every = max(run.log_every, 1)
+    start = time.monotonic()
+    for step in range(1, config.offline_steps + 1):
+        metrics = student.offline_update()
+        if step % log_every == 0 or step == config.offline_steps:
+            logger.scalars(step, {"offline/" + name.split("/")[-1]: value for name, value in metrics.items()})
+            rate = step / max(time.monotonic() - start, 1e-9)
+            logger.progress(0, f"offline {step}/{config.offline_steps} ({rate:.0f} updates/s)")
+        if config.offline_eval_every and step % config.offline_eval_every == 0 and step < config.offline_steps:
+            returns, _ = evaluate_agent(student, run.env_id, run.eval_episodes, run.seed + step, run.env_protocol,
+                                        env_kwargs=run.env_kwargs)
+            logger.scalars(step, {"offline/eval_return": float(np.mean(returns))})
+            logger.message(f"[offline] {step} updates: mean return {np.mean(returns):.2f}")
+    trainer.evaluate()  # the student as the offline phase leaves it, at online step 0
+
+
+def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config: Any, config: ReincarnationConfig,
+                run_dir: Path) -> Trainer:
+    """Run ``method_name`` end to end into ``run_dir`` and return the finished trainer."""
+    if method_name not in METHODS:
+        raise AnewError(f"unknown method {method_name!r}: choose one of {', '.join(METHODS)}")
+    if not args.teacher:
+        raise AnewError("name the teacher: --teacher RUN_DIR_OR_CHECKPOINT (anew) or a Dopamine checkpoints folder")
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if run.device == "auto" else run.device
+    seed_everything(run.seed)
+    env = make_env(run.env_id, run.env_protocol, training=True, **run.env_kwargs)
+    obs_space, action_space = env.observation_space, env.action_space
+    probe, _ = env.reset(seed=run.seed)
+    env.close()
+    torch.set_num_threads(run.threads or (1 if len(obs_space.shape) < 3 else min(os.cpu_count() or 1, 4)))
+    iteration = None if args.teacher_iteration < 0 else args.teacher_iteration
+    teacher, teacher_info = load_teacher(args.teacher, args.teacher_kind, iteration, device, run.seed)
+    check_teacher_fits(teacher, action_space, np.asarray(probe), run.env_id)
+    agent = registry.build_agent(args.agent, agent_config, obs_space, action_space, run.num_envs, run.seed, device)
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    if teacher_info.get("env_id") not in (None, run.env_id):
+        say(f"note: the teacher was trained on {teacher_info['env_id']}, the student learns {run.env_id}")
+    episodes = args.teacher_eval_episodes or run.eval_episodes
+    eval_options: dict[str, Any] = {"env_protocol": run.env_protocol, "env_kwargs": run.env_kwargs}
+    teacher_return = args.teacher_return
+    if teacher_return is None:
+        teacher_return = float(np.mean(evaluate_agent(teacher, run.env_id, episodes, run.seed + 30_000,
+                                                      **eval_options)[0]))
+    random_return = args.random_return
+    if random_return is None:
+        random_policy = RandomPolicy(int(action_space.n), run.seed)
+        random_return = float(np.mean(evaluate_agent(random_policy, run.env_id, episodes, run.seed + 40_000,
+                                                     **eval_options)[0]))
+    say(f"[teacher] {teacher.description}: mean return {teacher_return:.2f} (random policy {random_return:.2f})")
+
+    method = METHODS[method_name]
+    needs_data = method.offline is not None or method.rehearsal
+    data = teacher_data_for(args, teacher, agent, run, config, say) if needs_data else None
+    student = build_student(method_name, agent, teacher, config, data, run.num_envs)
+
+    trainer = Trainer(args.agent, run, agent_config, run_dir, agent=student)
+    trainer.label = f"{method_name}-{args.agent}"
+    trainer.extra_config = {"reincarnation": {
+        "method": method_name, "teacher": teacher_info, "teacher_replay": args.teacher_replay,
+        "teacher_return": teacher_return, "random_return": random_return, "recipe": args.recipe,
+        "config": dataclasses.asdict(getattr(student, "config", config)),
+    }}
+
+    def after_evaluation(step: int, returns: list[float]) -> dict[str, Any]:
+        score = teacher_normalized_score(float(np.mean(returns)), teacher_return, random_return)
+        phase = getattr(student, "phase", "online")
+        if phase == "online" and hasattr(student, "record_score"):
+            student.record_score(score, step)
+        coefficient = float(getattr(student, "coefficient", 0.0))
+        trainer.logger.scalars(step, {"eval/teacher_normalized_score": score, "charts/distill_coeff": coefficient})
+        extra = {"teacher_return": teacher_return, "random_return": random_return,
+                 "teacher_normalized_score": score, "phase": phase, "distill_coeff": coefficient}
+        if hasattr(student, "reincarnation_state"):
+            extra.update(offline_steps=student.offline_updates, learning_rate=student.learning_rate)
+        return extra
+
+    trainer.after_evaluation = after_evaluation
+    _write_json_atomic(run_dir / "config.json", trainer.resolved_config())
+    if getattr(student, "phase", "online") == "offline":
+        run_offline_phase(trainer, student, student.config)
+        student.start_online()
+    trainer.train()
+    return trainer
+
+
+# ---------------------------------------------------------------------- command line
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def parse_reincarnate_args(argv: list[str]) -> tuple[str, TeacherArgs, RunArgs, Any, ReincarnationConfig]:
+    """``METHOD [flags]`` -> (method, teacher args, run args, student config, reincarnation config)."""
+    methods = ", ".join(METHODS)
+    if not argv or argv[0].startswith("-"):
+        if argv and argv[0] in ("-h", "--help"):
+            print(f"usage: anew reincarnate METHOD --teacher PATH [FLAGS]   methods: {methods}\n"
+                  "       anew reincarnate METHOD --help")
+            raise SystemExit(0)
+        raise AnewError(f"name the method first: anew reincarnate METHOD --teacher PATH (methods: {methods})")
+    method_name, rest = argv[0], argv[1:]
+    if method_name not in METHODS:
+        raise AnewError(f"unknown method {method_name!r}: choose one of {methods}")
+    agent_name = _flag_value(rest, "--agent") or "dqn"
+    env_id = _flag_value(rest, "--env-id") or RunArgs.env_id
+    preset_name, preset = registry.preset_config(agent_name, _flag_value(rest, "--preset") or "", env_id)
+    recipe = _flag_value(rest, "--recipe") or ("dopamine" if preset_name.startswith("dopamine") else "classic-control")
+    if recipe not in PRESETS:
+        raise AnewError(f"unknown --recipe {recipe!r}: choose one of {', '.join(PRESETS)}")
+    command = dataclasses.make_dataclass("Reincarnate", [
+        ("teacher", TeacherArgs), ("run", RunArgs), ("agent", registry.config_class(agent_name)),
+        ("reincarnation", ReincarnationConfig),
+    ])
+    default = command(teacher=TeacherArgs(agent=agent_name, recipe=recipe),
+                      run=RunArgs(env_id=env_id, preset=preset_name), agent=preset,
+                      reincarnation=dataclasses.replace(PRESETS[recipe]))
+    parsed = tyro.cli(command, args=rest, default=default, prog=f"anew reincarnate {method_name}",
+                      config=(tyro.conf.OmitArgPrefixes,),
+                      description=f"Reincarnate with {method_name}: student {agent_name} (preset {preset_name!r}), "
+                      f"recipe {recipe!r} set the defaults below.")
+    return method_name, parsed.teacher, parsed.run, parsed.agent, parsed.reincarnation
+
+
+def main(argv: list[str] | None = None) -> int:
+    method_name, args, run, agent_config, config = parse_reincarnate_args(list(sys.argv[1:] if argv is None else argv))
+    run = dataclasses.replace(run, env_protocol=env_protocol_for(run, run.preset))
+    check_run_args(run)
+    registry.check_config(agent_config)
+    check_reincarnation_config(config)
+    if args.teacher_eval_episodes < 0:
+        raise AnewError(f"--teacher-eval-episodes must not be negative (got {args.teacher_eval_episodes})")
+    label = f"{method_name}-{args.agent}"
+    run_dir = Path(run.run_dir) if run.run_dir else default_run_dir(run, label)
+    if (run_dir / "config.json").exists():
+        raise AnewError(f"{run_dir} already holds a run; pick another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    trainer = reincarnate(method_name, args, run, agent_config, config, run_dir)
+    final = trainer.evaluations[-1]
+    print(f"done: {label} on {run.env_id}, final mean eval return {np.mean(final['returns']):.2f} "
+          f"(teacher-normalised {final['extra']['teacher_normalized_score']:.3f}); run directory {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
