@@ -375,8 +375,10 @@ class DopamineReplay:
         starts itself). A terminal row ends its episode. An episode end without a terminal (a timeout) becomes a
         truncation of the step before it, with the timeout row's frame as final observation; the timeout row's own
         transition, which Dopamine never samples, is dropped. Every transition Dopamine samples is then one anew
-        samples too (same stacks, action, n-step reward, next stack, terminal); anew additionally bootstraps
-        n-step windows that cross a timeout, where Dopamine rejects the index.
+        samples too (same stacks, action, n-step reward, next stack, terminal), except those starting on the
+        padding rows after a timeout (Dopamine's validity check lets them through; their stacks mix two
+        episodes). anew additionally bootstraps n-step windows that cross a timeout, where Dopamine rejects the
+        index. Rows are added one by one: about 0.2 ms each, so a 1M-row buffer takes a few minutes.
         """
         n_step = self.update_horizon if n_step is None else int(n_step)
         gamma = self.gamma if gamma is None else float(gamma)

@@ -201,6 +201,13 @@ def load_anew_replay(directory: str | os.PathLike, n_step: int, gamma: float, se
     return buffer
 
 
+def _is_anew_replay(directory: Path) -> bool:
+    try:
+        return json.loads((directory / "manifest.json").read_text()).get("format") == "anew-replay"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def load_teacher_data(path: str | os.PathLike, *, n_step: int, gamma: float, seed: int = 0,
                       dopamine_update_horizon: int | None = None) -> TransitionSource:
     """Teacher transitions from a folder: anew replay (``manifest.json``, or a checkpoint holding ``replay/``),
@@ -214,7 +221,7 @@ def load_teacher_data(path: str | os.PathLike, *, n_step: int, gamma: float, see
         raise AnewError(f"teacher replay {path} does not exist; pass a replay folder or drop --teacher-replay to "
                         "collect teacher data by rolling the teacher out")
     for candidate in (path, path / "replay"):
-        if (candidate / "manifest.json").is_file():
+        if _is_anew_replay(candidate):
             return load_anew_replay(candidate, n_step, gamma, seed)
     for candidate in (path, path / "checkpoints", path / "replay_logs", path / "replay"):
         if candidate.is_dir() and complete_suffixes(candidate):
