@@ -77,6 +77,12 @@ def env_options(config: InventoryTrainConfig) -> dict[str, Any]:
         raise AnewError(
             f"DirectBackprop trains on inventory envs only; --env-id must be one of {', '.join(ENV_IDS)}"
         )
+    if config.env_id in SINGLE_PRODUCT and config.eval_periods <= config.eval_warmup:
+        raise AnewError(
+            f"--eval-periods ({config.eval_periods}) must exceed --eval-warmup ({config.eval_warmup}); raise it"
+        )
+    if config.batch_size < 1 or config.eval_envs < 2:
+        raise AnewError("--batch-size must be >= 1 and --eval-envs >= 2 (for a standard error)")
     if config.env_id in SINGLE_PRODUCT:
         options = {
             "lead_time": config.lead_time,
