@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from anew.runners.metrics import Estimate
 
@@ -76,17 +77,11 @@ def plot_interval_estimates(
         axis.set_yticks(range(len(agents)), agents)
         axis.set_ylim(-0.6, len(agents) - 0.4)
         axis.invert_yaxis()
-        axis.xaxis.set_major_locator(_max_ticks(4))
+        axis.xaxis.set_major_locator(MaxNLocator(4))
         _tidy(axis)
         axis.grid(False, axis="y")
     figure.supxlabel(f"{xlabel} ({confidence:.0%} stratified-bootstrap intervals)", fontsize=10)
     return _save(figure, path)
-
-
-def _max_ticks(count: int):
-    from matplotlib.ticker import MaxNLocator
-
-    return MaxNLocator(count)
 
 
 def plot_performance_profiles(
@@ -126,8 +121,8 @@ def plot_sample_efficiency(
         axis.fill_between(steps, low, high, color=colors[agent], alpha=0.2, linewidth=0)
     axis.set_xlabel("Agent steps")
     axis.set_ylabel(ylabel)
-    axis.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
-    axis.legend(frameon=False)
+    axis.xaxis.set_major_formatter(EngFormatter(sep=""))  # 20k, 1.5M: readable step counts
+    axis.legend(frameon=False, loc="best")
     _tidy(axis)
     return _save(figure, path)
 
