@@ -17,8 +17,10 @@ Reading runs:
 
 Outputs: the Markdown table on stdout; with ``--json PATH`` every number as
 ``{"metrics": {METRIC: {AGENT: {"point", "low", "high"}}}, "probability_of_improvement": {"A>B": {...}},
-"tasks": [...], "runs": {AGENT: runs per task}, ...}`` plus the settings, score matrices, profiles and
-curves; PNG figures in ``--out-dir`` (see ``anew.runners.plots``).
+"tasks": [...], "runs": {AGENT: runs per task}, ...}`` plus the settings, the evaluated step per task,
+the score matrices with their run directories, ``"performance_profiles": {"taus", "agents"}`` and
+``"sample_efficiency": {AGENT: {"steps", "IQM"}}`` (each "better > worse" pair is ordered by IQM); PNG
+figures in ``--out-dir`` (see ``anew.runners.plots``).
 """
 
 from __future__ import annotations
@@ -227,7 +229,7 @@ def compute_report(runs: list[Run], args: ReportArgs) -> dict:
         "run_dirs": data.run_dirs,
         "performance_profiles": {
             "taus": as_list(taus),
-            **{
+            "agents": {
                 a: {"point": as_list(p), "low": as_list(lo), "high": as_list(hi)}
                 for a, (p, lo, hi) in profiles.items()
             },
@@ -261,12 +263,8 @@ def write_plots(result: dict, out_dir: Path) -> list[Path]:
         plots.plot_performance_profiles(
             taus,
             {
-                a: (
-                    np.array(profiles[a]["point"]),
-                    np.array(profiles[a]["low"]),
-                    np.array(profiles[a]["high"]),
-                )
-                for a in agents
+                a: (np.array(p["point"]), np.array(p["low"]), np.array(p["high"]))
+                for a, p in profiles["agents"].items()
             },
             out_dir / "performance_profiles.png",
             colors,
