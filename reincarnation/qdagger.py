@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anew.agents.distributional import categorical_cross_entropy, categorical_projection, q_from_logits
+from anew.agents.distributional import categorical_cross_entropy, q_from_logits
 from anew.agents.losses import distillation_loss, linear_epsilon, q_learning_target, td_loss
 from anew.agents.replay import ReplaySample
 from anew.errors import AnewError
@@ -176,34 +176,34 @@ def is_distributional(agent: Any) -> bool:
     return getattr(agent.online, "support", None) is not None
 
 
-def td_loss_and_q(agent: Any, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
-                  discount: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample TD loss and the online Q-values (B, A) of ``obs`` (with gradient), from the agent's nets.
+def td_loss_and_q(agent: Any, sample: ReplaySample) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample TD loss and the online Q-values (B, A) of the sampled states (with gradient).
 
-    DQN: Q-learning target (double-Q if the agent's config says so) with the agent's MSE/Huber loss.
-    C51 (a network with ``support`` and ``logits``): cross-entropy against the projected target distribution
-    at the target net's (or, double-Q, the online net's) greedy next action; Q-values are E[Z].
+    A Rainbow student computes its own targets (``compute_targets``: double-Q, noise, the C51 projection); its
+    loss is the cross-entropy against the projected distribution (or, without atoms, its TD loss) and its
+    Q-values are E[Z]. A DQN student: the Q-learning target (double-Q if configured) and its MSE/Huber loss.
     """
-    online, target = agent.online, agent.target
-    double_q = bool(getattr(agent.config, "double_q", False))
-    support = getattr(online, "support", None)
-    if support is None:
-        q_values = online(obs)
-        q_taken = q_values.gather(1, action.unsqueeze(1)).squeeze(1)
-        with torch.no_grad():
-            next_online = online(next_obs) if double_q else None
-            td_target = q_learning_target(reward, discount, target(next_obs), next_online)
-        return td_loss(q_taken, td_target, getattr(agent.config, "loss", "huber")), q_values
-    logits = online.logits(obs)
-    q_values = q_from_logits(logits, support)
+    config = agent.config
+    obs = agent.to_tensor(sample.obs)
+    action = torch.as_tensor(sample.action, device=agent.device).long()
+    rows = torch.arange(len(action), device=agent.device)
+    if hasattr(agent, "compute_targets"):
+        target = agent.compute_targets(sample)
+        if getattr(config, "noisy", False):  # fresh noise, independent of the one that chose the target action
+            agent.online.reset_noise(agent.noise_rng)
+        logits = agent.online.logits(obs)
+        support = getattr(agent.online, "support", None)
+        if support is None:
+            return td_loss(logits[rows, action].squeeze(1), target, config.loss), logits.squeeze(-1)
+        return categorical_cross_entropy(logits[rows, action], target), q_from_logits(logits, support)
+    q_values = agent.online(obs)
     with torch.no_grad():
-        next_probs = torch.softmax(target.logits(next_obs), dim=-1)
-        next_q = online(next_obs) if double_q else (next_probs * support).sum(-1)
-        best = next_q.argmax(dim=1)
-        rows = torch.arange(len(best), device=best.device)
-        target_probs = categorical_projection(support, next_probs[rows, best], reward, discount)
-    rows = torch.arange(len(action), device=action.device)
-    return categorical_cross_entropy(logits[rows, action], target_probs), q_values
+        next_obs = agent.to_tensor(sample.next_obs)
+        next_online = agent.online(next_obs) if getattr(config, "double_q", False) else None
+        reward = torch.as_tensor(sample.reward, device=agent.device)
+        discount = torch.as_tensor(sample.discount, device=agent.device)
+        td_target = q_learning_target(reward, discount, agent.target(next_obs), next_online)
+    return td_loss(q_values[rows, action], td_target, getattr(config, "loss", "huber")), q_values
 
 
 def concat_samples(first: ReplaySample, second: ReplaySample) -> ReplaySample:
@@ -300,15 +300,20 @@ class ReincarnatingStudent:
     @property
     def epsilon(self) -> float:
         c = self.agent.config
+        if getattr(c, "noisy", False):
+            return 0.0  # noisy networks explore by themselves (Dopamine's zero_epsilon)
         if not self.method.decay_epsilon:
             return c.epsilon_end
         steps = self.offline_updates + self.agent.steps
         return linear_epsilon(steps, c.epsilon_start, c.epsilon_end, self.config.online_epsilon_decay_steps)
 
     def act(self, obs: np.ndarray, explore: bool = True) -> np.ndarray:
+        """The agent's own evaluation policy (and noisy exploration); epsilon-greedy on the student's schedule."""
         agent = self.agent
+        if not explore or getattr(agent.config, "noisy", False):
+            return agent.act(obs, explore)
         actions = agent.greedy_actions(obs)
-        epsilon = self.epsilon if explore else agent.config.eval_epsilon
+        epsilon = self.epsilon
         random_mask = agent.rng.random(len(actions)) < epsilon
         if random_mask.any():
             actions[random_mask] = agent.rng.integers(0, agent.num_actions, size=int(random_mask.sum()))
@@ -359,15 +364,9 @@ class ReincarnatingStudent:
     def gradient_step(self, sample: ReplaySample, prioritized: bool) -> dict[str, float]:
         """TD (+ coefficient · teacher term), both weighted by the sample's importance weights."""
         agent = self.agent
-        for network in (agent.online, agent.target):
-            if hasattr(network, "reset_noise"):
-                network.reset_noise()
-        obs, next_obs = agent.to_tensor(sample.obs), agent.to_tensor(sample.next_obs)
         action = torch.as_tensor(sample.action, device=agent.device).long()
-        reward = torch.as_tensor(sample.reward, device=agent.device)
-        discount = torch.as_tensor(sample.discount, device=agent.device)
         weights = torch.as_tensor(sample.weights, device=agent.device)
-        per_sample_td, q_values = td_loss_and_q(agent, obs, action, reward, discount, next_obs)
+        per_sample_td, q_values = td_loss_and_q(agent, sample)
         loss = (weights * per_sample_td).mean()
         term, coefficient = self.term, self.coefficient
         metrics = {
@@ -386,9 +385,10 @@ class ReincarnatingStudent:
             torch.nn.utils.clip_grad_norm_(agent.online.parameters(), agent.config.max_grad_norm)
         agent.optimizer.step()
         if prioritized:
+            # As Rainbow does: the buffer raises (loss + 1e-10) to its priority exponent (0.5: Dopamine's sqrt).
             own = sample.indices >= 0
-            priorities = per_sample_td.detach().cpu().numpy()[own]
-            agent.replay.update_priorities(sample.indices[own], np.sqrt(priorities + 1e-10))
+            priorities = per_sample_td.detach().cpu().numpy()[own] + 1e-10
+            agent.replay.update_priorities(sample.indices[own], priorities)
         return metrics
 
     # ------------------------------------------------------------------ state

@@ -5,8 +5,8 @@ Makes a Dopamine JAX agent (``ckpt.N`` + ``sentinel_checkpoint_complete.N``) an 
 ``runner.json``, written atomically by :mod:`anew.runners.checkpoint`, so that ``anew evaluate RUN_DIR`` and
 ``anew reincarnate METHOD --teacher RUN_DIR`` accept it. N is Dopamine's ``training_steps`` (agent steps).
 
-The agent is anew's ``dqn`` (or ``rainbow``) on its ``dopamine`` preset with the Nature CNN, playing the
-``dopamine`` Atari protocol. Dopamine does not record the game, so ``--env-id`` names it; its action count
+The agent is anew's ``dqn`` on its ``dopamine`` preset (or ``rainbow`` on ``dopamine-rainbow``) with the
+Nature CNN, playing the ``dopamine`` Atari protocol. Dopamine does not record the game, so ``--env-id`` names it; its action count
 must match the network's. The converted network is checked against the direct conversion on a random
 input. The optimizer state is fresh and the step counters start at 0 (Dopamine's Adam state is not
 carried over); RUN_DIR gets no config.json, so ``anew resume`` does not treat it as an unfinished run.
@@ -34,10 +34,9 @@ from anew.runners import registry
 from anew.runners.checkpoint import checkpoint_name, save_checkpoint
 from anew.runners.train import RunArgs
 
-AGENT_FOR_KIND = {"dqn": "dqn", "rainbow": "rainbow"}
-# Settings of Dopamine's JAX Rainbow (rainbow.gin: C51 head, no noisy nets, no dueling), applied to anew's
-# rainbow config where it has the field.
-RAINBOW_OVERRIDES = {"noisy": False, "dueling": False, "double_q": False}
+# (agent, preset) for each Dopamine agent: JAX DQN (dqn.gin) and JaxRainbowAgent (rainbow.gin: C51, n = 3,
+# prioritized replay, no noisy nets, no dueling: Dopamine's RainbowNetwork).
+AGENT_FOR_KIND = {"dqn": ("dqn", "dopamine"), "rainbow": ("rainbow", "dopamine-rainbow")}
 
 
 @dataclass
@@ -77,13 +76,14 @@ def load_converted_weights(network: torch.nn.Module, state: dict[str, torch.Tens
             network.get_parameter(name).copy_(tensor)
 
 
-def converted_config(agent_name: str, conversion: DopamineConversion) -> tuple[str, Any]:
-    """The agent's dopamine preset with the Nature CNN (and, for Rainbow, the checkpoint's atoms)."""
-    preset_name, config = registry.preset_config(agent_name, "", "ALE/Pong-v5")  # the Atari default preset
+def converted_config(conversion: DopamineConversion) -> tuple[str, Any]:
+    """The Dopamine agent's anew preset with the Nature CNN (and, for Rainbow, the checkpoint's atoms)."""
+    agent_name, preset = AGENT_FOR_KIND[conversion.kind]
+    preset_name, config = registry.preset_config(agent_name, preset, "ALE/Pong-v5")
     overrides: dict[str, Any] = {"torso": "nature"}
     if conversion.kind == "rainbow":
         assert conversion.support is not None
-        overrides.update(RAINBOW_OVERRIDES, num_atoms=conversion.num_atoms, v_min=float(conversion.support[0]),
+        overrides.update(num_atoms=conversion.num_atoms, v_min=float(conversion.support[0]),
                          v_max=float(conversion.support[-1]))
     known = {field.name for field in dataclasses.fields(config)}
     return preset_name, dataclasses.replace(config, **{k: v for k, v in overrides.items() if k in known})
@@ -96,7 +96,7 @@ def convert_dopamine(args: ConvertArgs) -> Path:
     if not args.env_id.startswith("ALE/"):
         raise AnewError(f"--env-id must name the game as ALE/<Game>-v5 (got {args.env_id!r}); Dopamine checkpoints "
                         "do not record it")
-    agent_name = AGENT_FOR_KIND[args.kind]
+    agent_name = AGENT_FOR_KIND[args.kind][0]
     if agent_name not in registry.available_agents():
         raise AnewError(f"--kind {args.kind} needs anew's {agent_name} agent, which this build lacks; a Dopamine "
                         f"{args.kind} checkpoint can still teach directly: anew reincarnate METHOD --teacher "
@@ -109,7 +109,7 @@ def convert_dopamine(args: ConvertArgs) -> Path:
     if actions != conversion.num_actions:
         raise AnewError(f"the checkpoint's network has {conversion.num_actions} actions but {args.env_id} has "
                         f"{actions}; pass the game the agent was trained on")
-    preset_name, config = converted_config(agent_name, conversion)
+    preset_name, config = converted_config(conversion)
     observation_space = gym.spaces.Box(0, 255, (conversion.in_channels, 84, 84), np.uint8)
     build_config = dataclasses.replace(config, buffer_size=1_000, replay_on_disk="")  # no replay is written
     agent = registry.build_agent(agent_name, build_config, observation_space, gym.spaces.Discrete(actions), 1, 0,

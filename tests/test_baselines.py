@@ -9,11 +9,18 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+
 from anew.agents.core import TransitionBatch
 from anew.agents.dqn import PRESETS, DQNAgent
 from anew.errors import AnewError
 from anew.reincarnation import METHODS, ReincarnationConfig, Teacher, build_student
-from anew.reincarnation.baselines import JSRLStudent, cql_loss, large_margin_loss, method, reload_teacher_weights
+from anew.reincarnation.baselines import (
+    JSRLStudent,
+    cql_loss,
+    large_margin_loss,
+    method,
+    reload_teacher_weights,
+)
 from anew.reincarnation.qdagger import ReincarnatingStudent
 from anew.reincarnation.teachers import collect_teacher_replay, replay_like
 

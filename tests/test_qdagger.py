@@ -11,10 +11,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+
 from anew.agents.core import TransitionBatch
 from anew.agents.dqn import PRESETS, DQNAgent
-from anew.agents.heads import QHead, RainbowNetwork
-from anew.agents.networks import MLP
 from anew.agents.replay import ReplaySample
 from anew.errors import AnewError
 from anew.reincarnation import (
@@ -118,7 +117,7 @@ def test_gradient_step_is_td_plus_lambda_kl():
 
 
 def test_no_teacher_term_at_zero_coefficient():
-    student, agent, teacher = make_student()
+    student, _, teacher = make_student()
     student.start_online()
     student.weight = 0.0
     calls = []
@@ -127,23 +126,47 @@ def test_no_teacher_term_at_zero_coefficient():
     assert "losses/distill_loss" not in metrics and not calls and metrics["charts/distill_coeff"] == 0.0
 
 
+def small_rainbow(**overrides):
+    rainbow = pytest.importorskip("anew.agents.rainbow")
+    config = dataclasses.replace(rainbow.PRESETS["classic-control"], buffer_size=500, hidden=(16,), learning_starts=20,
+                                 train_every=10, gradient_steps=2, batch_size=8, **overrides)
+    return rainbow.RainbowAgent(config, BOX, gym.spaces.Discrete(2), num_envs=1, seed=0)
+
+
 def test_c51_td_loss_on_a_one_hot_target():
     """Discount 0 and a reward on an atom project the target onto that atom: CE = -log p(atom)."""
-    support = torch.linspace(-2.0, 2.0, 5)
-    network = RainbowNetwork(MLP(4, (8,)), QHead(8, 2, 5), support)
-    agent = small_agent()
-    agent.online, agent.target = network, copy.deepcopy(network)
-    obs = torch.randn(3, 4)
-    reward = torch.tensor([1.0, -2.0, 0.0])  # atoms 3, 0, 2
-    action = torch.tensor([1, 0, 1])
-    loss, q = td_loss_and_q(agent, obs, action, reward, torch.zeros(3), torch.randn(3, 4))
-    log_p = torch.log_softmax(network.logits(obs), -1)
-    expected = -log_p[torch.arange(3), action, torch.tensor([3, 0, 2])]
+    agent = small_rainbow(noisy=False, dueling=False, v_min=-2.0, v_max=2.0, num_atoms=5, prioritized=False)
+    sample = FixedSource(3).sample(3)
+    sample.reward = np.array([1.0, -2.0, 0.0], np.float32)  # atoms 3, 0, 2
+    sample.discount = np.zeros(3, np.float32)
+    loss, q = td_loss_and_q(agent, sample)
+    log_p = torch.log_softmax(agent.online.logits(torch.as_tensor(sample.obs)), -1)
+    expected = -log_p[torch.arange(3), torch.as_tensor(sample.action).long(), torch.tensor([3, 0, 2])]
     torch.testing.assert_close(loss, expected)
-    torch.testing.assert_close(q, (log_p.exp() * support).sum(-1))
+    torch.testing.assert_close(q, (log_p.exp() * agent.online.support).sum(-1))
     student = ReincarnatingStudent(agent, Teacher.from_agent(small_agent()), ReincarnationConfig(),
                                    METHODS["qdagger"], FixedSource())
     assert student.config.distill_coef == 1.0 and student.config.wean_cutoff_steps == 2_500_000
+
+
+def test_rainbow_student_distills_expected_q_with_importance_weights():
+    agent = small_rainbow()  # noisy, dueling, prioritized: the full classic-control Rainbow
+    teacher = Teacher.from_agent(small_agent())
+    student = ReincarnatingStudent(agent, teacher, CONFIG, METHODS["kickstarting"])
+    assert student.epsilon == 0.0  # noisy nets explore by themselves
+    env = gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=0)
+    metrics = {}
+    for _ in range(40):
+        action = student.act(obs[None])
+        next_obs, reward, terminated, truncated, _ = env.step(int(action[0]))
+        student.observe(TransitionBatch(obs[None], action, np.array([reward]), np.array([terminated]),
+                                        np.array([truncated]), next_obs[None]))
+        metrics = student.update() or metrics
+        obs = next_obs if not (terminated or truncated) else env.reset()[0]
+    assert agent.updates == 6 and metrics["charts/distill_coeff"] == 1.0 and metrics["losses/distill_loss"] > 0
+    priorities = agent.replay.tree.priorities
+    assert len(np.unique(priorities[priorities > 0])) > 2  # priorities came from the losses
 
 
 def test_dqn_student_defaults_follow_the_paper():

@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+
 from anew.agents.dqn import PRESETS, DQNAgent
 from anew.agents.replay import ReplayBuffer
 from anew.envs import make_vector_env
