@@ -37,7 +37,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
+    import tomli as tomllib
+
 from anew.errors import AnewError
 
 # game key -> (random score, human score); keys are lower-case game names without separators.
