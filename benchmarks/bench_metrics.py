@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--tasks", type=int, default=26)
     parser.add_argument("--reps", type=int, default=50_000)
-    parser.add_argument("--repeats", type=int, default=3, help="anew timing is the best of this many calls")
+    parser.add_argument("--repeats", type=int, default=10, help="anew timing is the best of this many calls")
     args = parser.parse_args()
 
     scores = np.random.default_rng(0).gamma(2.0, 0.5, size=(args.runs, args.tasks))
