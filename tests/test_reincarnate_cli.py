@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from anew.reincarnation import METHODS
 from anew.runners.cli import main as cli
 
@@ -64,7 +65,7 @@ def test_each_method_writes_a_run_directory(method, teacher_run, tmp_path):
 
 
 def test_teacher_replay_from_an_anew_checkpoint(teacher_run, tmp_path):
-    checkpoint = sorted((teacher_run / "checkpoints").iterdir())[-1]
+    checkpoint = max((teacher_run / "checkpoints").iterdir())
     run_dir = tmp_path / "replay"
     assert cli(["reincarnate", "qdagger", "--teacher", str(checkpoint), "--teacher-replay", str(checkpoint),
                 *STUDENT, *SIZES, "--teacher-steps", "0", "--run-dir", str(run_dir)]) == 0
