@@ -255,13 +255,19 @@ def _ray_results(
         import ray
     except ImportError:
         raise AnewError("--backend ray needs Ray: pip install 'anew[ray]' (or pip install ray)")
-    if not ray.is_initialized():
-        ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=args.cpus_per_run, num_gpus=args.gpus_per_run, max_retries=0)(launch)
-    pending = {remote.remote(command, log, os.getcwd()): run for run, command, log in jobs}
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        yield pending.pop(done[0]), ray.get(done[0])
+    started_here = not ray.is_initialized()
+    if started_here:
+        local = {} if args.address else {"include_dashboard": False}  # a cluster keeps its own settings
+        ray.init(address=args.address, log_to_driver=False, **local)
+    try:
+        remote = ray.remote(num_cpus=args.cpus_per_run, num_gpus=args.gpus_per_run, max_retries=0)(launch)
+        pending = {remote.remote(command, log, os.getcwd()): run for run, command, log in jobs}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            yield pending.pop(done[0]), ray.get(done[0])
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def read_manifest(out_dir: Path) -> dict[str, dict[str, Any]]:

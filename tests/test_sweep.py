@@ -168,8 +168,8 @@ def test_ray_backend_writes_the_same_run_directories_and_report(tmp_path):
     on_ray = write_spec(tmp_path / "ray")
     assert sweep.main([str(local), "--no-report"]) == 0
     try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        assert sweep.main([str(on_ray), "--backend", "ray"]) == 0
+        assert sweep.main([str(on_ray), "--backend", "ray"]) == 0  # starts Ray on this machine, ray.init()
+        assert not ray.is_initialized()  # and stops what it started
     finally:
         ray.shutdown()
     names = lambda folder: sorted(p.name for p in (folder / "runs").iterdir() if (p / "eval.json").is_file())
