@@ -2,7 +2,7 @@
 
 A spec (every key can also come from flags, which win)::
 
-    out_dir = "runs/cartpole-lr"            # run dirs, logs/ and report/ go here
+    out_dir = "runs/cartpole-lr"            # run dirs, logs/, report/ (relative to this file's folder)
     envs = ["CartPole-v1"]
     seeds = [0, 1, 2]                       # or a count: seeds = 3
     train_args = {total-steps = 20000}      # flags for every run (a table, or a list of strings)
