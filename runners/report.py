@@ -78,6 +78,13 @@ class ReportArgs:
     """pool runs of one agent even if their configs differ"""
 
 
+def _set_aside_by_sweep(path: Path) -> bool:
+    """Attempts ``anew sweep`` moved to ``OUT/failed/`` are history, not results."""
+    return any(
+        parent.name == "failed" and (parent.parent / "sweep.json").is_file() for parent in path.parents
+    )
+
+
 def collect_paths(patterns: tuple[str, ...] | list[str]) -> list[Path]:
     """The eval.json files named by run dirs, files, folders and globs; skipped folders go to stderr."""
     if not patterns:
@@ -96,7 +103,7 @@ def collect_paths(patterns: tuple[str, ...] | list[str]) -> list[Path]:
             elif (match / "eval.json").is_file():
                 found.append(match / "eval.json")
             else:
-                below = sorted(match.rglob("eval.json"))
+                below = [path for path in sorted(match.rglob("eval.json")) if not _set_aside_by_sweep(path)]
                 if not below:
                     print(f"anew report: skipping {match}: no eval.json in it", file=sys.stderr)
                 found.extend(below)
