@@ -127,7 +127,9 @@ def feed(agent: PPOAgent, steps: int, seed: int, truncate_at: int = -1) -> list[
 
 
 def small_config(**changes) -> PPOConfig:
-    return PPOConfig(**({"num_steps": 8, "num_minibatches": 2, "update_epochs": 2, "hidden": (16,)} | changes))
+    return PPOConfig(
+        **({"num_steps": 8, "num_minibatches": 2, "update_epochs": 2, "hidden": (16,)} | changes)
+    )
 
 
 def test_same_seed_same_run_other_seed_other_run() -> None:
@@ -205,7 +207,9 @@ def test_state_dict_round_trip_mid_rollout_continues_identically() -> None:
 
 def test_image_observations_use_a_shared_cnn_torso() -> None:
     obs_space = gym.spaces.Box(0, 1, (4, 10, 10), np.uint8)
-    agent = PPOAgent(small_config(num_steps=2, num_minibatches=1), obs_space, gym.spaces.Discrete(3), 2, seed=0)
+    agent = PPOAgent(
+        small_config(num_steps=2, num_minibatches=1), obs_space, gym.spaces.Discrete(3), 2, seed=0
+    )
     assert agent.image_input and agent.rollout["obs"].dtype == torch.uint8
     obs = np.random.default_rng(0).integers(0, 2, size=(2, 4, 10, 10), dtype=np.uint8)
     for _ in range(2):
@@ -264,6 +268,15 @@ def test_cli_smoke_pendulum(tmp_path: Path) -> None:
     assert all(math.isfinite(r) for r in final["returns"])
 
 
+def test_cli_smoke_lost_sales_uses_the_inventory_preset(tmp_path: Path) -> None:
+    document = train(tmp_path, "lost-sales", "--env-id", "anew/LostSales-v0", "--total-steps", "64", "--num-envs",
+                     "2", "--num-steps", "16", "--update-epochs", "1", "--num-minibatches", "2", "--eval-every",
+                     "64", "--checkpoint-every", "64", "--eval-episodes", "1")  # fmt: skip
+    assert document["config"]["run"]["preset"] == "inventory"
+    final = document["evaluations"][-1]
+    assert final["lengths"] == [1000] and final["returns"][0] < 0  # costs, never profits
+
+
 def test_cli_resume_mid_rollout_equals_uninterrupted(tmp_path: Path) -> None:
     from anew.runners.cli import main
 
@@ -271,7 +284,9 @@ def test_cli_resume_mid_rollout_equals_uninterrupted(tmp_path: Path) -> None:
              "--eval-episodes", "2", "--checkpoint-every", "300", "--seed", "4"]  # fmt: skip
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert main(["train", "ppo", "--run-dir", str(whole), "--total-steps", "600", *flags]) == 0
-    assert main(["train", "ppo", "--run-dir", str(cut), "--total-steps", "300", *flags]) == 0  # stops mid-rollout
+    assert (
+        main(["train", "ppo", "--run-dir", str(cut), "--total-steps", "300", *flags]) == 0
+    )  # stops mid-rollout
     assert main(["resume", str(cut), "--total-steps", "600"]) == 0
     final = "checkpoints/step_000000000600/agent.pt"
     a, b = (torch.load(d / final, weights_only=True)["agent"] for d in (whole, cut))
@@ -279,4 +294,6 @@ def test_cli_resume_mid_rollout_equals_uninterrupted(tmp_path: Path) -> None:
         assert torch.equal(tensor, b["network"][name]), name
     for name, tensor in a["rollout"].items():
         assert torch.equal(tensor, b["rollout"][name]), name
-    assert (a["position"], a["steps"], a["updates"]) == (b["position"], b["steps"], b["updates"]) == (12, 600, 9)
+    assert (
+        (a["position"], a["steps"], a["updates"]) == (b["position"], b["steps"], b["updates"]) == (12, 600, 9)
+    )
