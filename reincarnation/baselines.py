@@ -19,6 +19,7 @@ As configured in google-research/reincarnating_rl (``configs/*.gin``):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -130,17 +131,27 @@ class JSRLStudent(ReincarnatingStudent):
 
 
 # ---------------------------------------------------------------------- fine-tuning
+def copy_parameters(tensors: Sequence[torch.Tensor], network: torch.nn.Module) -> None:
+    """Copy ``tensors`` into ``network``'s parameters in order (torso, then head) when every shape agrees.
+
+    Order, not names: an anew ``QNetwork`` (``head.weight``) and a Rainbow network without noise or dueling
+    (``head.out.weight``) hold the same tensors under different names.
+    """
+    parameters = list(network.parameters())
+    if len(parameters) != len(tensors) or any(p.shape != t.shape for p, t in zip(parameters, tensors)):
+        raise AnewError(f"the networks differ: {[tuple(t.shape) for t in tensors]} cannot load into "
+                        f"{[tuple(p.shape) for p in parameters]}; the student must have the teacher's architecture "
+                        "(same agent, torso and hidden sizes)")
+    with torch.no_grad():
+        for parameter, tensor in zip(parameters, tensors):
+            parameter.copy_(tensor)
+
+
 def reload_teacher_weights(agent: Any, teacher: Any) -> None:
     """Copy the teacher's network into the student's online and target nets (same architecture required)."""
-    network = teacher.network
-    network = getattr(network, "network", network)  # a Dopamine wrapper holds the anew QNetwork
-    source = network.state_dict()
-    target = agent.online.state_dict()
-    if source.keys() != target.keys() or any(source[k].shape != target[k].shape for k in source):
-        raise AnewError("finetune reloads the teacher's weights, so the student must have the teacher's architecture "
-                        "(same agent, torso and hidden sizes); pick another method to change architectures")
-    agent.online.load_state_dict(source)
-    agent.target.load_state_dict(source)
+    network = getattr(teacher.network, "network", teacher.network)  # a Dopamine wrapper holds the anew QNetwork
+    copy_parameters([p.detach() for p in network.parameters()], agent.online)
+    agent.target.load_state_dict(agent.online.state_dict())
 
 
 def build_student(method_name: str, agent: Any, teacher: Any, config: ReincarnationConfig,

@@ -30,6 +30,7 @@ from anew import __version__
 from anew.envs import make_env
 from anew.errors import AnewError
 from anew.reincarnation import DopamineConversion, convert_dopamine_checkpoint
+from anew.reincarnation.baselines import copy_parameters
 from anew.runners import registry
 from anew.runners.checkpoint import checkpoint_name, save_checkpoint
 from anew.runners.train import RunArgs
@@ -57,23 +58,6 @@ class ConvertArgs:
     """Which ckpt.N to convert (-1: the latest complete one)."""
     params: Literal["online", "target"] = "online"
     """Which of the bundle's networks to convert."""
-
-
-def load_converted_weights(network: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Copy the converted parameters into an anew network: by name when the names agree, else in order
-    (torso, then head) when every shape agrees."""
-    names = [name for name, _ in network.named_parameters()]
-    tensors = list(state.values())
-    if names == list(state):
-        network.load_state_dict(state, strict=False)
-        return
-    if len(names) != len(tensors) or any(network.get_parameter(n).shape != t.shape for n, t in zip(names, tensors)):
-        shapes = [tuple(network.get_parameter(n).shape) for n in names]
-        raise AnewError(f"the anew network's parameters {shapes} do not match the Dopamine network's "
-                        f"{[tuple(t.shape) for t in tensors]}; anew converts NatureDQNNetwork and RainbowNetwork")
-    with torch.no_grad():
-        for name, tensor in zip(names, tensors):
-            network.get_parameter(name).copy_(tensor)
 
 
 def converted_config(conversion: DopamineConversion) -> tuple[str, Any]:
@@ -114,7 +98,7 @@ def convert_dopamine(args: ConvertArgs) -> Path:
     build_config = dataclasses.replace(config, buffer_size=1_000, replay_on_disk="")  # no replay is written
     agent = registry.build_agent(agent_name, build_config, observation_space, gym.spaces.Discrete(actions), 1, 0,
                                  "cpu")
-    load_converted_weights(agent.online, conversion.state_dict)
+    copy_parameters(list(conversion.state_dict.values()), agent.online)
     agent.target.load_state_dict(agent.online.state_dict())
     _check_same_q_values(agent.online, conversion)
 

@@ -118,6 +118,21 @@ def test_finetune_reloads_the_teacher_and_refuses_other_architectures():
         reload_teacher_weights(small_agent(hidden=(32,)), teacher)
 
 
+def test_finetune_a_rainbow_student_from_a_dopamine_rainbow_teacher(fixtures_dir):
+    """Parameters copy in order, so Dopamine's RainbowNetwork (head.weight) loads into anew's (head.out.weight)."""
+    rainbow = pytest.importorskip("anew.agents.rainbow")
+    folder = fixtures_dir / "dopamine" / "jax_rainbow_breakout"
+    teacher = Teacher.from_dopamine(folder, "rainbow")
+    config = dataclasses.replace(rainbow.PRESETS["dopamine-rainbow"], buffer_size=1_000, torso="nature")
+    space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    agent = rainbow.RainbowAgent(config, space, gym.spaces.Discrete(4))
+    build_student("finetune", agent, teacher, CONFIG)
+    expected = np.load(folder / "q_values_expected.npz")
+    obs = expected["states"].transpose(0, 3, 1, 2)
+    with torch.no_grad():
+        np.testing.assert_allclose(agent.online(agent.to_tensor(obs)).numpy(), expected["q_values"], atol=1e-5)
+
+
 def test_scratch_is_the_plain_agent():
     agent = small_agent()
     assert build_student("scratch", agent, None, CONFIG) is agent
