@@ -233,13 +233,15 @@ def load_teacher_data(path: str | os.PathLike, *, n_step: int, gamma: float, see
                     "legacy files ($store$_*_ckpt.N.gz) or a Dopamine 4.x replay (checkpoint.msgpack)")
 
 
-def replay_like(replay: ReplayBuffer, capacity: int, num_envs: int, seed: int = 0) -> ReplayBuffer:
-    """An empty uniform buffer storing what ``replay`` stores (shapes, frame stack, n-step, gamma)."""
+def replay_like(replay: ReplayBuffer, capacity: int, num_envs: int, seed: int = 0,
+                storage_dir: str | os.PathLike | None = None) -> ReplayBuffer:
+    """An empty uniform buffer storing what ``replay`` stores (shapes, frame stack, n-step, gamma);
+    ``storage_dir`` memory-maps its observations (a 1M-step Atari teacher buffer is 7 GB)."""
     return ReplayBuffer(
         capacity=max(capacity, num_envs * (replay.frame_stack + replay.n_step + 2)), num_envs=num_envs,
         obs_shape=replay.obs_shape, obs_dtype=replay.obs.dtype, action_shape=replay.action.shape[2:],
         action_dtype=replay.action.dtype, frame_stack=replay.frame_stack, n_step=replay.n_step,
-        gamma=replay.gamma, seed=seed,
+        gamma=replay.gamma, seed=seed, storage_dir=storage_dir,
     )
 
 

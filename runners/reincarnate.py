@@ -145,7 +145,9 @@ def teacher_data_for(args: TeacherArgs, teacher: Teacher, agent: Any, run: RunAr
         return load_teacher_data(args.teacher_replay, n_step=replay.n_step, gamma=replay.gamma, seed=run.seed)
     if config.teacher_steps < 1:
         raise AnewError("this method trains on teacher data: pass --teacher-replay or a positive --teacher-steps")
-    data = replay_like(replay, config.teacher_steps + config.teacher_steps // 8, run.num_envs, seed=run.seed + 1)
+    on_disk = getattr(agent.config, "replay_on_disk", "")  # the student's choice holds for the teacher data too
+    data = replay_like(replay, config.teacher_steps + config.teacher_steps // 8, run.num_envs, seed=run.seed + 1,
+                       storage_dir=Path(on_disk) / "teacher_replay" if on_disk else None)
     explore_epsilon, teacher.explore_epsilon = teacher.explore_epsilon, config.teacher_epsilon
     envs = make_vector_env(run.env_id, run.num_envs, run.seed + 20_000, run.env_protocol, True,
                            env_kwargs=run.env_kwargs)

@@ -193,3 +193,13 @@ def test_load_teacher_errors_name_the_fix(tmp_path):
         load_teacher(tmp_path / "nothing")
     with pytest.raises(AnewError, match="Dopamine checkpoints folder"):
         load_teacher(tmp_path)
+
+
+def test_teacher_data_can_live_on_disk(tmp_path):
+    replay = replay_like(small_agent().replay, 200, num_envs=1, storage_dir=tmp_path / "teacher")
+    teacher = Teacher(FixedQ([1.0, 0.0]), 2, explore_epsilon=0.0)
+    envs = make_vector_env("CartPole-v1", 1, seed=0)
+    collect_teacher_replay(teacher, envs, 30, replay)
+    envs.close()
+    on_disk = np.load(tmp_path / "teacher" / "obs.npy", mmap_mode="r")
+    assert np.isin(replay.sample(8).obs, on_disk).all()
