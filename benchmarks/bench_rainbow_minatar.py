@@ -56,7 +56,7 @@ def write_spec(out_dir: Path, steps: int, seeds: int, eval_episodes: int) -> Pat
         "threads": 1,
     }
     lines = [
-        f"out_dir = {toml_value(str(out_dir))}",
+        f"out_dir = {toml_value(str(out_dir.resolve()))}",  # a relative one would be relative to the spec
         f"envs = {json.dumps([f'anew/MinAtar-{game}-v0' for game in GAMES])}",
         f"seeds = {list(range(1, seeds + 1))}",
         "train_args = {" + ", ".join(f"{k} = {toml_value(v)}" for k, v in run_flags.items()) + "}",
