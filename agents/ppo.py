@@ -80,7 +80,8 @@ class PPOConfig:
 
 
 PRESETS: dict[str, PPOConfig] = {
-    # RL Zoo's tuned CartPole setting (8 envs x 32 steps, 20 full-batch epochs). Run with --num-envs 8.
+    # RL Zoo's tuned CartPole setting (8 envs x 32 steps, full-batch epochs) with 10 epochs instead of 20:
+    # seeds 1-10 all solve CartPole-v1 in 100k steps at half the cost (5 epochs: 0 of 10). Run with --num-envs 8.
     "classic-control": PPOConfig(
         lr=1e-3,
         anneal_steps=100_000,
@@ -88,7 +89,7 @@ PRESETS: dict[str, PPOConfig] = {
         gamma=0.98,
         gae_lambda=0.8,
         num_minibatches=1,
-        update_epochs=20,
+        update_epochs=10,
         ent_coef=0.0,
     ),
     # CleanRL's ppo_continuous_action.py (1 env x 2048 steps, obs/reward normalisation), --num-envs 1.
