@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -301,6 +301,16 @@ class ActorCritic(nn.Module):
 
 
 # ---------------------------------------------------------------------- the agent
+class Sampled(NamedTuple):
+    """What ``act(explore=True)`` chose, kept for the ``observe`` that follows."""
+
+    raw_obs: np.ndarray
+    obs: torch.Tensor  # as the network saw it
+    actions: torch.Tensor  # in policy space: the unclipped Gaussian sample, or the action index
+    log_prob: torch.Tensor
+    value: torch.Tensor
+
+
 class PPOAgent:
     """On-policy actor-critic: collect num_steps x num_envs transitions, then PPO epochs over them."""
 
@@ -353,7 +363,7 @@ class PPOAgent:
         self.position = 0  # next rollout row to fill
         self.steps = 0  # agent steps observed (all envs)
         self.updates = 0  # PPO updates done
-        self.pending: dict[str, Any] | None = None  # what act(explore=True) chose, for observe
+        self.pending: Sampled | None = None
 
     def empty_rollout(self, outputs: int) -> dict[str, torch.Tensor]:
         steps_envs = (self.config.num_steps, self.num_envs)
@@ -426,13 +436,7 @@ class PPOAgent:
             probs = torch.softmax(head, dim=-1)
             actions = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
         log_prob, _ = self.distribution_terms(head, actions)
-        self.pending = {
-            "raw_obs": np.array(obs),
-            "obs": tensor,
-            "actions": actions,
-            "log_prob": log_prob,
-            "value": value,
-        }
+        self.pending = Sampled(np.array(obs), tensor, actions, log_prob, value)
         return self.to_env_actions(actions)
 
     # ------------------------------------------------------------------ learning
@@ -442,24 +446,16 @@ class PPOAgent:
         c, t, row = self.config, self.position, self.rollout
         if t >= c.num_steps:
             raise AnewError("PPO's rollout is full: call update() after every observe() (the runner does)")
-        pending = self.pending
-        if pending is None or not np.array_equal(pending["raw_obs"], batch.obs):
-            # A transition this agent did not sample (e.g. from a teacher): score it under the current policy.
+        sampled, self.pending = self.pending, None
+        if sampled is None or not np.array_equal(sampled.raw_obs, batch.obs):
+            # A transition this agent did not sample (e.g. a teacher's): score it under the current policy.
             tensor, actions = self.prepare(batch.obs), self.from_env_actions(batch.action)
             head, value = self.network(tensor)
-            pending = {
-                "obs": tensor,
-                "actions": actions,
-                "log_prob": self.distribution_terms(head, actions)[0],
-                "value": value,
-            }
-        self.pending = None
-        row["obs"][t] = pending["obs"].to(row["obs"].dtype)
-        row["actions"][t], row["log_probs"][t], row["values"][t] = (
-            pending["actions"],
-            pending["log_prob"],
-            pending["value"],
-        )
+            sampled = Sampled(batch.obs, tensor, actions, self.distribution_terms(head, actions)[0], value)
+        row["obs"][t] = sampled.obs.to(row["obs"].dtype)
+        row["actions"][t] = sampled.actions
+        row["log_probs"][t] = sampled.log_prob
+        row["values"][t] = sampled.value
         terminated = torch.as_tensor(np.asarray(batch.terminated), dtype=torch.bool, device=self.device)
         over = terminated | torch.as_tensor(np.asarray(batch.truncated), dtype=torch.bool, device=self.device)
         reward = torch.as_tensor(np.asarray(batch.reward), dtype=torch.float64, device=self.device)
@@ -470,11 +466,9 @@ class PPOAgent:
             self.discounted_return[over] = 0.0
         if c.reward_clip > 0:
             reward = reward.clamp(-c.reward_clip, c.reward_clip)
-        row["rewards"][t], row["terminated"][t], row["episode_over"][t] = (
-            reward.float(),
-            terminated.float(),
-            over.float(),
-        )
+        row["rewards"][t] = reward.float()
+        row["terminated"][t] = terminated.float()
+        row["episode_over"][t] = over.float()
         needs_value = (over & ~terminated) if t < c.num_steps - 1 else torch.ones_like(over)
         row["has_bootstrap"][t] = needs_value.float()
         if needs_value.any():
@@ -499,61 +493,54 @@ class PPOAgent:
         with torch.no_grad():
             following = torch.cat([row["values"][1:], torch.zeros_like(row["values"][:1])])
             next_values = torch.where(row["has_bootstrap"].bool(), row["bootstrap_values"], following)
-            advantages = gae_advantages(
-                row["rewards"],
-                row["values"],
-                next_values,
-                row["terminated"],
-                row["episode_over"],
-                c.gamma,
-                c.gae_lambda,
-            )
-            returns = advantages + row["values"]
-        flat = {name: row[name].flatten(0, 1) for name in ("obs", "actions", "log_probs", "values")}
-        flat_advantages, flat_returns = advantages.flatten(), returns.flatten()
-        batch_size = flat_advantages.shape[0]
+            advantages = gae_advantages(row["rewards"], row["values"], next_values, row["terminated"],
+                                        row["episode_over"], c.gamma, c.gae_lambda)  # fmt: skip
+        batch = {name: row[name].flatten(0, 1) for name in ("obs", "actions", "log_probs", "values")}
+        batch["advantages"] = advantages.flatten()
+        batch["returns"] = batch["advantages"] + batch["values"]
         clip_fractions: list[float] = []
         for _ in range(c.update_epochs):
-            order = torch.randperm(batch_size, generator=self.generator, device=self.device)
+            order = torch.randperm(len(batch["returns"]), generator=self.generator, device=self.device)
             for index in torch.tensor_split(order, c.num_minibatches):
-                head, new_values = self.network(flat["obs"][index])  # stored as the network saw them
-                new_log_prob, entropy = self.distribution_terms(head, flat["actions"][index])
-                minibatch_advantages = flat_advantages[index]
-                if c.norm_adv and len(index) > 1:
-                    minibatch_advantages = (minibatch_advantages - minibatch_advantages.mean()) / (
-                        minibatch_advantages.std() + 1e-8
-                    )
-                policy_loss, approx_kl, clip_fraction = clipped_surrogate_loss(
-                    new_log_prob, flat["log_probs"][index], minibatch_advantages, c.clip_coef
-                )
-                v_loss = value_loss(
-                    new_values, flat["values"][index], flat_returns[index], c.clip_coef, c.clip_vloss
-                )
-                entropy_loss = entropy.mean()
-                loss = policy_loss - c.ent_coef * entropy_loss + c.vf_coef * v_loss
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if c.max_grad_norm > 0:
-                    nn.utils.clip_grad_norm_(self.network.parameters(), c.max_grad_norm)
-                self.optimizer.step()
-                clip_fractions.append(clip_fraction.item())
-            if c.target_kl > 0 and approx_kl.item() > c.target_kl:
+                losses = self.gradient_step({name: value[index] for name, value in batch.items()})
+                clip_fractions.append(losses["losses/clipfrac"])
+            if c.target_kl > 0 and losses["losses/approx_kl"] > c.target_kl:
                 break
         self.updates += 1
-        variance = flat_returns.var()
-        explained = (
-            1.0 - (flat_returns - flat["values"]).var() / variance
-            if variance > 0
-            else torch.tensor(float("nan"))
+        variance = batch["returns"].var().item()
+        unexplained = (
+            (batch["returns"] - batch["values"]).var().item() / variance if variance > 0 else math.nan
         )
+        return losses | {
+            "losses/clipfrac": float(np.mean(clip_fractions)),
+            "losses/explained_variance": 1.0 - unexplained,
+            "charts/learning_rate": lr,
+        }
+
+    def gradient_step(self, minibatch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One clipped-PPO step on a minibatch (its observations are stored as the network saw them)."""
+        c = self.config
+        head, new_values = self.network(minibatch["obs"])
+        new_log_prob, entropy = self.distribution_terms(head, minibatch["actions"])
+        advantages = minibatch["advantages"]
+        if c.norm_adv and len(advantages) > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        policy_loss, approx_kl, clip_fraction = clipped_surrogate_loss(
+            new_log_prob, minibatch["log_probs"], advantages, c.clip_coef
+        )
+        v_loss = value_loss(new_values, minibatch["values"], minibatch["returns"], c.clip_coef, c.clip_vloss)
+        loss = policy_loss - c.ent_coef * entropy.mean() + c.vf_coef * v_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if c.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self.network.parameters(), c.max_grad_norm)
+        self.optimizer.step()
         return {
             "losses/value_loss": v_loss.item(),
             "losses/policy_loss": policy_loss.item(),
-            "losses/entropy": entropy_loss.item(),
+            "losses/entropy": entropy.mean().item(),
             "losses/approx_kl": approx_kl.item(),
-            "losses/clipfrac": float(np.mean(clip_fractions)),
-            "losses/explained_variance": float(explained),
-            "charts/learning_rate": lr,
+            "losses/clipfrac": clip_fraction.item(),
         }
 
     # ------------------------------------------------------------------ state

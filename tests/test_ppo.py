@@ -165,11 +165,11 @@ def test_continuous_actions_are_clipped_but_log_probs_are_of_the_sample() -> Non
     actions = agent.act(obs, explore=True)
     assert actions.shape == (64, 2) and actions.dtype == np.float32
     assert (actions >= space.low).all() and (actions <= space.high).all()
-    sample = agent.pending["actions"]
+    sample = agent.pending.actions
     assert (sample.abs() > 1).any()  # some samples fall outside [-1, 1] and were clipped for the env
     head, _ = agent.network(torch.as_tensor(obs))
     expected = gaussian_log_prob(sample, head, agent.network.log_std.expand_as(head))
-    torch.testing.assert_close(agent.pending["log_prob"], expected)
+    torch.testing.assert_close(agent.pending.log_prob, expected)
     mode = agent.act(obs, explore=False)  # the mean, mapped onto the bounds
     mapped = space.low + (np.clip(head.detach().numpy(), -1, 1) + 1) / 2 * (space.high - space.low)
     np.testing.assert_allclose(mode, mapped, rtol=1e-5, atol=1e-6)
