@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -49,6 +49,9 @@ from anew.errors import AnewError
 @dataclass
 class RainbowConfig(DQNConfig):
     """Rainbow hyperparameters; defaults are Dopamine's full Rainbow on Atari (``full_rainbow.gin``)."""
+
+    # Numeric fields that may be negative (a generic "must not be negative" check must skip them).
+    signed_fields: ClassVar[tuple[str, ...]] = ("v_min",)
 
     n_step: int = 3
     """Steps of the multi-step return (Dopamine's update_horizon)."""
