@@ -547,18 +547,17 @@ class PPOAgent:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
-        for name, value in state["rollout"].items():
-            self.rollout[name].copy_(value)
-        self.position, self.steps, self.updates = (
-            int(state["position"]),
-            int(state["steps"]),
-            int(state["updates"]),
-        )
+        self.steps, self.updates = int(state["steps"]), int(state["updates"])
         self.generator.set_state(state["generator"])
         self.obs_rms.load_state_dict(state["obs_rms"])
         self.return_rms.load_state_dict(state["return_rms"])
-        self.discounted_return = state["discounted_return"].to(self.device).clone()
         self.pending = None
+        if state["rollout"]["rewards"].shape != self.rollout["rewards"].shape:
+            return  # another num_envs or num_steps (e.g. `anew evaluate`): acting is restored, the rollout starts anew
+        for name, value in state["rollout"].items():
+            self.rollout[name].copy_(value)
+        self.position = int(state["position"])
+        self.discounted_return = state["discounted_return"].to(self.device).clone()
 
 
 def check_ppo_config(config: PPOConfig, num_envs: int) -> None:

@@ -205,6 +205,18 @@ def test_state_dict_round_trip_mid_rollout_continues_identically() -> None:
     torch.testing.assert_close(original.obs_rms.var, restored.obs_rms.var)
 
 
+def test_a_state_dict_loads_into_an_agent_with_another_number_of_envs_for_acting() -> None:
+    trained = PPOAgent(small_config(normalize_obs=True), CARTPOLE_OBS, gym.spaces.Discrete(3), 4, seed=0)
+    feed(trained, 11, seed=0)
+    single = PPOAgent(small_config(normalize_obs=True), CARTPOLE_OBS, gym.spaces.Discrete(3), 1, seed=1)
+    single.load_state_dict(trained.state_dict())
+    obs = np.random.default_rng(2).normal(size=(6, 4)).astype(np.float32)
+    assert np.array_equal(single.act(obs, explore=False), trained.act(obs, explore=False))
+    assert single.position == 0 and single.steps == trained.steps
+    feed(single, 9, seed=3)  # and it can go on learning with its own rollout
+    assert single.updates == trained.updates + 1
+
+
 def test_image_observations_use_a_shared_cnn_torso() -> None:
     obs_space = gym.spaces.Box(0, 1, (4, 10, 10), np.uint8)
     agent = PPOAgent(
@@ -257,6 +269,11 @@ def test_cli_smoke_cartpole(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in (tmp_path / "cartpole" / "metrics.jsonl").read_text().splitlines()]
     logged = [line for line in lines if "losses/approx_kl" in line]
     assert len(logged) == 4, lines  # an update every 64 agent steps, each on a log step
+    from anew.runners.cli import main
+
+    assert (
+        main(["evaluate", str(tmp_path / "cartpole"), "--episodes", "2"]) == 0
+    )  # a 1-env agent from a 2-env run
 
 
 def test_cli_smoke_pendulum(tmp_path: Path) -> None:
