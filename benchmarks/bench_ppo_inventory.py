@@ -36,7 +36,8 @@ def train(args: argparse.Namespace) -> tuple[PPOAgent, float]:
         preset, num_steps=max(batch // args.num_envs, 1), anneal_steps=args.total_steps, **args.overrides
     )
     envs = InventoryVectorEnv("anew/LostSales-v0", args.num_envs, max_episode_steps=1000,
-                              autoreset_mode="SameStep", seed=args.seed, lead_time=args.lead_time, p=args.p)  # fmt: skip
+                              autoreset_mode="SameStep", seed=args.seed, lead_time=args.lead_time, p=args.p,
+                              action_type=args.action_type)  # fmt: skip
     agent = PPOAgent(
         config, envs.single_observation_space, envs.single_action_space, args.num_envs, args.seed
     )
@@ -78,17 +79,23 @@ def main() -> None:
     parser.add_argument("--total-steps", type=int, default=1_000_000)
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--action-type",
+        choices=("discrete", "continuous"),
+        default="discrete",
+        help="order index 0..max_order, or a Gaussian order in [0, max_order] (not rounded)",
+    )
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="override preset fields")
     args = parser.parse_args()
     args.overrides = dict(parse_override(item) for item in args.set)
     torch.set_num_threads(1)
     agent, seconds = train(args)
-    instance = InventoryConfig(lead_time=args.lead_time, p=args.p)
+    instance = InventoryConfig(lead_time=args.lead_time, p=args.p)  # orders are clipped to its max_order
     cost, se = simulate_policy(
         instance, lambda state: agent.act(state, explore=False), 1000, 2000, 200, seed=12345
     )
     optimum = lost_sales_optimum(args.lead_time, args.p, 1.0, DemandDistribution.poisson(5.0)).average_cost
-    print(f"PPO lost sales L={args.lead_time} p={args.p} seed {args.seed}: {args.total_steps} steps in "
+    print(f"PPO ({args.action_type}) lost sales L={args.lead_time} p={args.p} seed {args.seed}: {args.total_steps} steps in "
           f"{seconds:.0f} s ({args.total_steps / seconds:.0f} steps/s); average cost {cost:.4f} ± {se:.4f} "
           f"(optimum {optimum:.4f}, gap {100 * (cost / optimum - 1):.2f}%)")  # fmt: skip
 
