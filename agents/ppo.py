@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -28,6 +28,10 @@ from anew.errors import AnewError
 @dataclass
 class PPOConfig:
     """PPO hyperparameters; defaults are CleanRL's ``ppo.py`` (discrete actions, classic control)."""
+
+    signed_fields: ClassVar[tuple[str, ...]] = (
+        "init_log_std",
+    )  # may be negative (the runner's config check)
 
     lr: float = 2.5e-4
     """Adam learning rate (at the start of annealing)."""
