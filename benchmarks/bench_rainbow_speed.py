@@ -12,7 +12,9 @@ step of batch 32 every 4 agent steps after 1,000 warm-up steps, into a 100k repl
 - anew Rainbow ``dopamine-rainbow`` preset: C51 + 3-step + prioritized (Dopamine's JaxRainbowAgent).
 
 Agent steps per second cover the whole loop (acting, env, replay, learning, warm-up included) and
-are printed with their ratio to DQN at the same thread count.
+are printed with their ratio to DQN at the same thread count: per second of wall time, and per second
+of this process's CPU time (the fairer number on a machine shared with other jobs, whose load shifts
+between the agents' turns).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ SCHEDULE = {
 }
 
 
-def agent_sps(kind: str, env_id: str, steps: int, threads: int) -> float:
+def agent_sps(kind: str, env_id: str, steps: int, threads: int) -> tuple[float, float]:
+    """(agent steps per wall-clock second, agent steps per CPU second)."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     envs = make_vector_env(env_id, 1, seed=0)
@@ -54,7 +57,7 @@ def agent_sps(kind: str, env_id: str, steps: int, threads: int) -> float:
             dataclasses.replace(RAINBOW_PRESETS[kind], **SCHEDULE), obs_space, act_space, 1, seed=0
         )
     obs, _ = envs.reset(seed=0)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         action = agent.act(obs, explore=True)
         next_obs, reward, terminated, truncated, info = envs.step(action)
@@ -64,9 +67,9 @@ def agent_sps(kind: str, env_id: str, steps: int, threads: int) -> float:
         )
         agent.update()
         obs = next_obs
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     envs.close()
-    return steps / elapsed
+    return steps / elapsed, steps / cpu
 
 
 def main() -> None:
@@ -79,13 +82,15 @@ def main() -> None:
         f"{args.env_id}, {args.steps} agent steps, 1 env, update every 4 steps, batch 32, learning starts 1000"
     )
     for threads in args.threads:
-        dqn = agent_sps("dqn", args.env_id, args.steps, threads)
-        print(f"  {'anew DQN (dopamine)':40s} {threads} thread(s) {dqn:8.1f} steps/s")
+        dqn, dqn_cpu = agent_sps("dqn", args.env_id, args.steps, threads)
+        print(
+            f"  {'anew DQN (dopamine)':34s} {threads} thread(s) {dqn:7.1f} steps/s {dqn_cpu:7.1f} steps/CPU-s"
+        )
         for preset in ("dopamine", "dopamine-rainbow"):
-            sps = agent_sps(preset, args.env_id, args.steps, threads)
+            sps, cpu = agent_sps(preset, args.env_id, args.steps, threads)
             print(
-                f"  {'anew Rainbow (' + preset + ')':40s} {threads} thread(s) {sps:8.1f} steps/s   "
-                f"{sps / dqn:5.2f}x DQN"
+                f"  {'anew Rainbow (' + preset + ')':34s} {threads} thread(s) {sps:7.1f} steps/s {cpu:7.1f} "
+                f"steps/CPU-s   {sps / dqn:5.2f}x DQN (wall), {cpu / dqn_cpu:5.2f}x DQN (CPU)"
             )
 
 
