@@ -13,6 +13,9 @@ run directory under ``--out``; rerunning skips finished runs.
 
     python benchmarks/bench_reincarnation.py --games Breakout --seeds 5 --workers 2
 
+The run recorded in the report of issue 5 used ``--teacher-steps 100000 --student-steps 15000
+--offline-steps 5000`` (85 min wall on two shared cores).
+
 Prints the ``anew report --normalize teacher`` table (IQM, median, mean, optimality gap with 95% stratified
 bootstrap intervals), writes its JSON and figures to ``--out/report``, then checks the claim.
 """
@@ -158,8 +161,8 @@ def main() -> int:
     scratch = results[f"scratch-{args.student_agent}"]
     print(f"QDagger IQM {qdagger['point']:.3f} [{qdagger['low']:.3f}, {qdagger['high']:.3f}], tabula rasa "
           f"{scratch['point']:.3f} [{scratch['low']:.3f}, {scratch['high']:.3f}]")
-    claim = qdagger["point"] >= 1.0 and qdagger["low"] > scratch["high"]
-    print("claim (IQM >= 1.0 and 95% interval above tabula rasa):", "holds" if claim else "does NOT hold")
+    print(f"QDagger IQM >= 1.0: {'yes' if qdagger['point'] >= 1.0 else 'NO'}; "
+          f"its 95% interval above tabula rasa's: {'yes' if qdagger['low'] > scratch['high'] else 'NO'}")
     return 0
 
 
