@@ -86,13 +86,17 @@ def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
 
 
 def check_config(config: Any) -> None:
-    """Reject values no run could use, naming the flag (positive sizes, probabilities in [0, 1])."""
+    """Reject values no run could use, naming the flag (positive sizes, probabilities in [0, 1]).
+
+    A config lists the numeric fields that may legitimately be negative in ``signed_fields``.
+    """
+    signed = set(getattr(config, "signed_fields", ()))
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         flag = "--" + field.name.replace("_", "-")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        if value < 0:
+        if value < 0 and field.name not in signed:
             raise AnewError(f"{flag} must not be negative (got {value})")
         if field.name in ("lr", "batch_size", "buffer_size", "train_every", "target_update_every", "n_step") and value == 0:
             raise AnewError(f"{flag} must be positive (got {value})")

@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").is_file():
         raise AnewError(f"{run_dir} is not an anew run directory (no config.json); pass the folder `anew train` made")
+    if "reincarnation" in json.loads((run_dir / "config.json").read_text()):
+        # The student's teacher, distillation schedule and offline phase are not in the checkpoint;
+        # resuming would silently continue as a plain agent and mislabel the results.
+        raise AnewError(f"{run_dir} is a reincarnation run, which `anew resume` cannot continue yet; "
+                        "start it again with the `anew reincarnate` command recorded in its config.json")
     checkpoints = list_checkpoints(run_dir / "checkpoints")
     if not checkpoints:
         raise AnewError(f"{run_dir} has no complete checkpoint yet; start it again with `anew train`")

@@ -131,6 +131,9 @@ class Trainer:
         self.evaluations: list[dict[str, Any]] = []
         self.episode_return = np.zeros(run.num_envs)
         self.episode_length = np.zeros(run.num_envs, dtype=np.int64)
+        # Agents that learn rarely (PPO after each rollout) return losses on few steps: a log boundary
+        # crossed without them logs the next losses the agent returns, at the step it returns them.
+        self.losses_due = False
         self.obs, _ = self.envs.reset(seed=run.seed)
         if resume_from is not None:
             self._restore(resume_from)
@@ -156,6 +159,7 @@ class Trainer:
             "anew_version": __version__,
             "episode_return": self.episode_return.tolist(),
             "episode_length": self.episode_length.tolist(),
+            "losses_due": self.losses_due,
             "envs": envs_state,
             "numpy_rng": _jsonable(np.random.get_state()),
             "python_rng": _jsonable(random.getstate()),
@@ -170,6 +174,7 @@ class Trainer:
         self.step = int(runner_state["step"])
         self.episode_return = np.array(runner_state["episode_return"])
         self.episode_length = np.array(runner_state["episode_length"], dtype=np.int64)
+        self.losses_due = bool(runner_state.get("losses_due", False))
         np.random.set_state(_numpy_state(runner_state["numpy_rng"]))
         random.setstate(_python_state(runner_state["python_rng"]))
         if runner_state["envs"] is not None and hasattr(self.envs, "load_state_dict"):
@@ -235,11 +240,15 @@ class Trainer:
                 self.logger.scalars(self.step, {"charts/episodic_return": float(self.episode_return[i]),
                                                 "charts/episodic_length": float(self.episode_length[i])})
                 self.episode_return[i], self.episode_length[i] = 0.0, 0
-            if crossed(previous, self.step, run.log_every):
-                values = dict(metrics)
-                if hasattr(agent, "epsilon"):
-                    values["charts/epsilon"] = float(agent.epsilon)
+            log_now = crossed(previous, self.step, run.log_every)
+            self.losses_due = self.losses_due or log_now
+            values = dict(metrics) if self.losses_due and metrics else {}
+            self.losses_due = self.losses_due and not metrics
+            if log_now and hasattr(agent, "epsilon"):
+                values["charts/epsilon"] = float(agent.epsilon)
+            if values:
                 self.logger.scalars(self.step, values)
+            if log_now:
                 sps = (self.step - start_step) / max(time.monotonic() - start_time, 1e-9)
                 self.logger.writer.add_scalar("charts/SPS", sps, self.step)  # wall-clock: not in metrics.jsonl
                 self.logger.progress(self.step, f"SPS {sps:.0f}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def test_envs_lists_gymnasium_ids(capsys) -> None:
         (["train", "dqnn"], "unknown agent 'dqnn'"),
         (["train", "dqn", "--gamma", "1.5"], "--gamma must lie in [0, 1]"),
         (["train", "dqn", "--total-steps", "0"], "--total-steps must be at least 1"),
+        (["train", "rainbow", "--v-min", "-10", "--lr", "-1"], "--lr must not be negative"),
         (["train", "dqn", "--env-id", "Pendulum-v1", "--total-steps", "10"], "discrete action space"),
         (["resume", "/nonexistent/run"], "not an anew run directory"),
         (["evaluate", "/nonexistent/ckpt"], "does not exist"),
@@ -126,3 +128,12 @@ def test_capture_video_writes_gifs(tmp_path: Path) -> None:
     assert train(run, "--capture-video") == 0
     gifs = sorted(p.name for p in (run / "videos").glob("*.gif"))
     assert gifs == ["eval_step_300.gif", "eval_step_600.gif"]
+
+
+def test_fields_a_config_declares_signed_may_be_negative() -> None:
+    from anew.agents.ppo import PRESETS as PPO_PRESETS
+    from anew.agents.rainbow import PRESETS as RAINBOW_PRESETS
+    from anew.runners.registry import check_config
+
+    check_config(dataclasses.replace(RAINBOW_PRESETS["classic-control"], v_min=-50.0))
+    check_config(dataclasses.replace(next(iter(PPO_PRESETS.values())), init_log_std=-1.0))

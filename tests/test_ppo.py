@@ -276,6 +276,14 @@ def test_cli_smoke_cartpole(tmp_path: Path) -> None:
     )  # a 1-env agent from a 2-env run
 
 
+def test_losses_of_rare_updates_are_logged_after_each_log_boundary(tmp_path: Path) -> None:
+    # Updates every 64 agent steps, log boundaries at 100 and 200: the next update after each is logged.
+    train(tmp_path, "sparse", "--env-id", "CartPole-v1", "--total-steps", "256", "--num-envs", "2",
+          "--eval-every", "256", "--checkpoint-every", "256", "--num-steps", "32", "--log-every", "100")  # fmt: skip
+    lines = [json.loads(line) for line in (tmp_path / "sparse" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if "losses/approx_kl" in line] == [128, 256]
+
+
 def test_cli_smoke_pendulum(tmp_path: Path) -> None:
     document = train(tmp_path, "pendulum", "--env-id", "Pendulum-v1", "--total-steps", "400", "--num-steps", "100",
                      "--num-minibatches", "4", "--eval-every", "400", "--checkpoint-every", "400")  # fmt: skip

@@ -73,6 +73,15 @@ def test_teacher_replay_from_an_anew_checkpoint(teacher_run, tmp_path):
     assert config["reincarnation"]["teacher_replay"] == str(checkpoint)
 
 
+def test_resume_refuses_a_reincarnation_run(teacher_run, tmp_path, capsys):
+    run_dir = tmp_path / "student"
+    assert cli(["reincarnate", "kickstarting", "--teacher", str(teacher_run), *STUDENT, "--total-steps", "150",
+                "--run-dir", str(run_dir)]) == 0
+    capsys.readouterr()
+    assert cli(["resume", str(run_dir), "--total-steps", "300"]) == 2
+    assert "reincarnation run" in capsys.readouterr().err
+
+
 def test_given_teacher_and_random_returns_are_used(teacher_run, tmp_path):
     run_dir = tmp_path / "given"
     assert cli(["reincarnate", "kickstarting", "--teacher", str(teacher_run), *STUDENT, "--teacher-return",
