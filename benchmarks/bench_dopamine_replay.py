@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from anew.reincarnation import DopamineReplay, DopamineReplayWriter
 from anew.reincarnation.safe_pickle import safe_loads
 

@@ -15,7 +15,6 @@ import argparse
 import dataclasses
 import time
 
-import numpy as np
 import torch
 
 from anew.agents.core import TransitionBatch

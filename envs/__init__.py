@@ -109,7 +109,7 @@ def make_vector_env(
         return make_atari_vector_env(env_id, num_envs, protocol(env_protocol or "dopamine"), training)
     if backend != "seeded":
         raise AnewError(f"unknown env backend {backend!r}: choose 'seeded' or 'ale'")
-    thunk: Callable[[], gym.Env] = lambda: make_env(env_id, env_protocol, training, **(env_kwargs or {}))  # noqa: E731
+    thunk: Callable[[], gym.Env] = lambda: make_env(env_id, env_protocol, training, **(env_kwargs or {}))
     return SeededVectorEnv([thunk] * num_envs, seed=seed)
 
 

@@ -23,7 +23,7 @@ reported score but keeps evaluation of a near-perfect policy finite. Gym-MinAtar
 from __future__ import annotations
 
 import colorsys
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -54,7 +54,7 @@ def _palette(num_channels: int) -> np.ndarray:
 class MinAtarEnv(gym.Env):
     """One MinAtar game; see the module docstring for the conventions."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 15}
 
     def __init__(
         self,

@@ -21,10 +21,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import nn
+
 from anew.agents.networks import NatureCNN, QNetwork
 from anew.errors import AnewError
 from anew.reincarnation.safe_pickle import safe_load
-from torch import nn
 
 SENTINEL_PREFIX = "sentinel_checkpoint_complete."
 _LAYER_RE = re.compile(r"^(?P<kind>[A-Za-z]+)_(?P<number>\d+)$")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from anew.errors import AnewError
 
 MEMORY_FIELDS = ("state", "action", "reward", "next_state", "is_terminal", "episode_end")

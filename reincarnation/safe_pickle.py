@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
 from anew.errors import AnewError
 
 try:  # numpy >= 2

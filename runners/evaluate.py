@@ -57,9 +57,8 @@ def record_video(
     env_kwargs: dict[str, Any] | None = None,
 ) -> Path:
     """Play one evaluation episode and save it as an animated GIF (no video codec needed)."""
-    from PIL import Image
-
     import gymnasium as gym
+    from PIL import Image
 
     try:
         env = make_env(env_id, env_protocol, training=False, render_mode="rgb_array", **(env_kwargs or {}))

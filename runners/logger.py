@@ -24,7 +24,7 @@ class RunLogger:
             self._truncate_metrics(resume_step)
         purge = None if resume_step is None else resume_step + 1
         self.writer = SummaryWriter(str(run_dir), purge_step=purge)
-        self.metrics_file = open(self.metrics_path, "a")
+        self.metrics_file = open(self.metrics_path, "a")  # noqa: SIM115 (open for the run, closed in close())
         self.total_steps = total_steps
         self.bar = None
         self.last_line = time.monotonic()

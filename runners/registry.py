@@ -100,6 +100,5 @@ def check_config(config: Any) -> None:
             raise AnewError(f"{flag} must not be negative (got {value})")
         if field.name in ("lr", "batch_size", "buffer_size", "train_every", "target_update_every", "n_step") and value == 0:
             raise AnewError(f"{flag} must be positive (got {value})")
-        if field.name in ("epsilon_start", "epsilon_end", "eval_epsilon", "gamma"):
-            if value > 1:
-                raise AnewError(f"{flag} must lie in [0, 1] (got {value})")
+        if field.name in ("epsilon_start", "epsilon_end", "eval_epsilon", "gamma") and value > 1:
+            raise AnewError(f"{flag} must lie in [0, 1] (got {value})")

@@ -84,7 +84,7 @@ def test_existing_run_is_never_overwritten(tmp_path: Path, capsys) -> None:
 def test_truncated_or_foreign_checkpoint_is_refused(tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
     assert train(run) == 0
-    checkpoint = sorted((run / "checkpoints").iterdir())[-1]
+    checkpoint = max((run / "checkpoints").iterdir())
     agent_file = checkpoint / "agent.pt"
     agent_file.write_bytes(agent_file.read_bytes()[:1000])
     assert main(["evaluate", str(checkpoint)]) == 2

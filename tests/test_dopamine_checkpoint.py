@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
 from anew.agents.networks import NatureCNN, QNetwork
 from anew.errors import AnewError
 from anew.reincarnation.dopamine_checkpoint import (

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from anew.errors import AnewError
 from anew.reincarnation.dopamine_jax_replay import DopamineJaxReplay, find_replay_msgpack, sum_tree_query
 

@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from anew.errors import AnewError
 from anew.reincarnation.dopamine_replay import (
     DopamineReplay,

@@ -107,7 +107,7 @@ def test_sticky_actions_repeat_the_previous_action_from_noop():
 def test_freeway_ends_by_its_own_clock():
     env = MinAtarEnv("Freeway")
     env.reset(seed=0)
-    for step in range(1, 2600):  # noqa: B007 (read after the loop)
+    for step in range(1, 2600):
         *_, terminated, truncated, _ = env.step(0)
         if terminated:
             break

@@ -98,7 +98,7 @@ def test_n_step_samples_match_brute_force(num_envs: int, n_step: int, capacity: 
 
 def test_truncation_bootstraps_from_the_final_observation() -> None:
     buffer = ReplayBuffer(40, 1, (1,), n_step=3, gamma=GAMMA)
-    obs = lambda v: np.array([[v]], np.float32)  # noqa: E731
+    obs = lambda v: np.array([[v]], np.float32)
     buffer.add(obs(1), np.array([0]), np.array([1.0]), np.array([False]), np.array([False]), obs(2))
     buffer.add(obs(2), np.array([0]), np.array([2.0]), np.array([False]), np.array([True]), obs(99))
     buffer.add(obs(10), np.array([0]), np.array([5.0]), np.array([False]), np.array([False]), obs(11))
@@ -160,7 +160,7 @@ def test_load_rejects_incomplete_directory(tmp_path) -> None:
 
 
 def test_prioritized_sampling_follows_priorities_and_skips_final_rows() -> None:
-    feed, info, frames_before = play(1, 200, seed=11)
+    feed, _info, frames_before = play(1, 200, seed=11)
     buffer = ReplayBuffer(400, 1, (1,), n_step=1, gamma=GAMMA, prioritized=True, priority_exponent=1.0)
     fill(buffer, feed, frames_before, 0)
     batch = buffer.sample(32, beta=0.5)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from anew.errors import AnewError
 from anew.reincarnation.safe_pickle import UnsafePickleError, optax_state_stub, safe_load, safe_loads
 

@@ -9,7 +9,6 @@ from scipy import stats
 from anew.agents.sum_tree import SumTree, importance_weights
 from anew.errors import AnewError
 
-
 # Small fanout / top sizes build trees with several levels from a few slots.
 SHAPES = [{"fanout": 2, "top_max": 1}, {"fanout": 4, "top_max": 3}, {"fanout": 3, "top_max": 2}, {}]
 
