@@ -11,7 +11,8 @@ The agents share everything but Rainbow's parts: the small MinAtar conv torso, A
 eps 3.125e-4), batch 32, a 100k replay, learning from 1,000 steps, one update every 4 steps, a target
 sync every 1,000 steps, evaluation epsilon 0.001. DQN: 1-step Huber TD, uniform replay, epsilon 1 ->
 0.01 over 50k steps. Rainbow: the ``minatar`` preset (C51 on [-100, 100], 3-step returns,
-prioritized replay, dueling, noisy nets instead of epsilon, double Q). Rerunning the same command
+prioritized replay, dueling, noisy nets instead of epsilon, double Q); ``rainbow-no-noisy``: the same
+without noisy nets, exploring with DQN's epsilon schedule. Rerunning the same command
 skips finished runs.
 """
 
@@ -66,6 +67,10 @@ def write_spec(out_dir: Path, steps: int, seeds: int, eval_episodes: int) -> Pat
         'agent = "rainbow"',
         'train_args = {preset = "minatar"}',
         "",
+        "[agents.rainbow-no-noisy]",  # Rainbow without noisy nets, exploring with DQN's epsilon schedule
+        'agent = "rainbow"',
+        'train_args = {preset = "minatar", noisy = false}',
+        "",
         "[agents.dqn]",
         'agent = "dqn"',
         "train_args = {" + ", ".join(f"{k} = {toml_value(v)}" for k, v in DQN_FLAGS.items()) + "}",
@@ -79,10 +84,14 @@ def write_spec(out_dir: Path, steps: int, seeds: int, eval_episodes: int) -> Pat
 def final_scores(out_dir: Path) -> dict[tuple[str, str], list[tuple[float, Path]]]:
     """(agent, game) -> [(mean return of the final evaluation, run dir)] over the finished runs."""
     scores: dict[tuple[str, str], list[tuple[float, Path]]] = {}
-    for path in sorted(out_dir.glob("*/eval.json")):
+    runs = json.loads((out_dir / "sweep.json").read_text())["runs"]
+    for entry in runs.values():
+        path = Path(entry["run_dir"]) / "eval.json"
+        if entry["status"] != "ok" or not path.exists():
+            continue
         document = json.loads(path.read_text())
         game = document["env_id"].split("MinAtar-")[1].removesuffix("-v0")
-        scores.setdefault((document["agent"], game), []).append(
+        scores.setdefault((entry["label"], game), []).append(
             (float(np.mean(document["evaluations"][-1]["returns"])), path.parent)
         )
     return scores
