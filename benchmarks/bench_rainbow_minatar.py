@@ -12,7 +12,8 @@ eps 3.125e-4), batch 32, a 100k replay, learning from 1,000 steps, one update ev
 sync every 1,000 steps, evaluation epsilon 0.001. DQN: 1-step Huber TD, uniform replay, epsilon 1 ->
 0.01 over 50k steps. Rainbow: the ``minatar`` preset (C51 on [-100, 100], 3-step returns,
 prioritized replay, dueling, noisy nets instead of epsilon, double Q); ``rainbow-no-noisy``: the same
-without noisy nets, exploring with DQN's epsilon schedule. Rerunning the same command
+without noisy nets, exploring with DQN's epsilon schedule; ``rainbow-vmax10``: the full preset with
+its support on [-10, 10]. Rerunning the same command
 skips finished runs.
 """
 
@@ -70,6 +71,10 @@ def write_spec(out_dir: Path, steps: int, seeds: int, eval_episodes: int) -> Pat
         "[agents.rainbow-no-noisy]",  # Rainbow without noisy nets, exploring with DQN's epsilon schedule
         'agent = "rainbow"',
         'train_args = {preset = "minatar", noisy = false}',
+        "",
+        "[agents.rainbow-vmax10]",  # the full Rainbow with its C51 support on [-10, 10] (Dopamine's Atari default)
+        'agent = "rainbow"',
+        'train_args = {preset = "minatar", v_max = 10.0}',
         "",
         "[agents.dqn]",
         'agent = "dqn"',
