@@ -16,6 +16,8 @@ tolerance is at least ~4 standard errors.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -303,3 +305,16 @@ def test_sample_efficiency_curve_points_and_final_interval():
     final = metrics.interval_estimates(curves[:, :, -1], {"IQM": metrics.iqm}, reps=2000, seed=5)["IQM"]
     assert (low[-1], high[-1]) == (final.low, final.high)
     assert np.all(low <= point) and np.all(point <= high)
+
+
+@pytest.mark.parametrize("task_bootstrap", [False, True])
+def test_fused_default_metrics_equal_the_statistics_one_by_one(task_bootstrap: bool) -> None:
+    # The default METRICS take a fused path with reused buffers; wrapped copies take the generic one.
+    scores = np.random.default_rng(5).random((7, 11)) * 1.5
+    fused = metrics.bootstrap_distribution(scores, metrics.METRICS, reps=3000, seed=2,
+                                           task_bootstrap=task_bootstrap)
+    wrapped = {name: functools.partial(f) for name, f in metrics.METRICS.items()}
+    generic = metrics.bootstrap_distribution(scores, wrapped, reps=3000, seed=2,
+                                             task_bootstrap=task_bootstrap)
+    for name in metrics.METRICS:
+        np.testing.assert_array_equal(fused[name], generic[name])
