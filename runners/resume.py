@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").is_file():
         raise AnewError(f"{run_dir} is not an anew run directory (no config.json); pass the folder `anew train` made")
-    if "reincarnation" in json.loads((run_dir / "config.json").read_text()):
+    config_path = run_dir / "config.json"
+    document = json.loads(config_path.read_text())
+    if "reincarnation" in document:
         # The student's teacher, distillation schedule and offline phase are not in the checkpoint;
         # resuming would silently continue as a plain agent and mislabel the results.
         raise AnewError(f"{run_dir} is a reincarnation run, which `anew resume` cannot continue yet; "
@@ -47,8 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     run = RunArgs(**runner_state["run"])
     if args.total_steps:
         run = dataclasses.replace(run, total_steps=args.total_steps)
-        config_path = run_dir / "config.json"
-        document = json.loads(config_path.read_text())
         document["run"]["total_steps"] = args.total_steps
         config_path.write_text(json.dumps(document, indent=1))
     if runner_state["step"] >= run.total_steps:

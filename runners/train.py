@@ -242,8 +242,9 @@ class Trainer:
                 self.episode_return[i], self.episode_length[i] = 0.0, 0
             log_now = crossed(previous, self.step, run.log_every)
             self.losses_due = self.losses_due or log_now
-            values = dict(metrics) if self.losses_due and metrics else {}
-            self.losses_due = self.losses_due and not metrics
+            values: dict[str, float] = {}
+            if self.losses_due and metrics:
+                values, self.losses_due = dict(metrics), False
             if log_now and hasattr(agent, "epsilon"):
                 values["charts/epsilon"] = float(agent.epsilon)
             if values:
