@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from anew.agents.core import TransitionBatch
+from anew.agents.dqn import PRESETS as DQN_PRESETS
 from anew.agents.dqn import DQNAgent, DQNConfig
 from anew.agents.networks import MinAtarCNN, NatureCNN, make_torso
 from anew.agents.noisy import NoisyLinear
@@ -320,12 +321,14 @@ def test_same_seed_same_numbers_and_state_round_trip() -> None:
     assert restored.steps == first.steps and restored.updates == first.updates
 
 
-def test_impala_torso_trains_on_minatar_shapes() -> None:
+@pytest.mark.parametrize("agent_class", [RainbowAgent, DQNAgent])
+def test_impala_torso_trains_on_minatar_shapes(agent_class) -> None:
     obs_space = gym.spaces.Box(0, 1, (4, 10, 10), np.uint8)
-    config = dataclasses.replace(
-        PRESETS["minatar"], torso="impala", buffer_size=500, learning_starts=20, batch_size=8
-    )
-    agent = RainbowAgent(config, obs_space, gym.spaces.Discrete(3), seed=1)
+    preset = PRESETS["minatar"] if agent_class is RainbowAgent else DQN_PRESETS["classic-control"]
+    config = dataclasses.replace(preset, torso="impala", buffer_size=500, learning_starts=20, batch_size=8,
+                                 train_every=1, gradient_steps=1)
+    agent = agent_class(config, obs_space, gym.spaces.Discrete(3), seed=1)
+    assert "ImpalaCNN" in repr(agent.online)
     rng = np.random.default_rng(0)
     logs = []
     for _ in range(30):
