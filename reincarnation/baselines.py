@@ -96,8 +96,9 @@ def method(name: str) -> Method:
 class JSRLStudent(ReincarnatingStudent):
     """Jump-start RL: in training, the teacher acts for the first ``roll_in[i]`` steps of env i's episode."""
 
-    def __init__(self, agent: Any, teacher: Any, config: ReincarnationConfig, num_envs: int):
-        super().__init__(agent, teacher, config, METHODS["jsrl"])
+    def __init__(self, agent: Any, teacher: Any, config: ReincarnationConfig, num_envs: int,
+                 resuming_online: bool = False):
+        super().__init__(agent, teacher, config, METHODS["jsrl"], resuming_online=resuming_online)
         if teacher is None:
             raise AnewError("jsrl needs a teacher to roll in; pass --teacher")
         self.max_roll_in = int(config.jsrl_max_roll_in)
@@ -127,7 +128,16 @@ class JSRLStudent(ReincarnatingStudent):
         self.max_roll_in = int(self.max_roll_in * self.config.jsrl_roll_in_decay)
 
     def reincarnation_state(self) -> dict[str, Any]:
-        return {**super().reincarnation_state(), "max_roll_in": self.max_roll_in}
+        return {**super().reincarnation_state(), "max_roll_in": self.max_roll_in,
+                "episode_step": self.episode_step.tolist(), "roll_in": self.roll_in.tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        saved = state.get("reincarnation") or {}
+        if "max_roll_in" in saved:
+            self.max_roll_in = int(saved["max_roll_in"])
+            self.episode_step = np.array(saved["episode_step"], dtype=np.int64)
+            self.roll_in = np.array(saved["roll_in"], dtype=np.int64)
 
 
 # ---------------------------------------------------------------------- fine-tuning
@@ -155,14 +165,16 @@ def reload_teacher_weights(agent: Any, teacher: Any) -> None:
 
 
 def build_student(method_name: str, agent: Any, teacher: Any, config: ReincarnationConfig,
-                  teacher_data: Any = None, num_envs: int = 1) -> Any:
+                  teacher_data: Any = None, num_envs: int = 1, resuming_online: bool = False) -> Any:
     """The student for a method name (see the module docstring); ``scratch`` is the plain agent itself, with
-    its own exploration schedule, so that tabula rasa means exactly ``anew train``."""
+    its own exploration schedule, so that tabula rasa means exactly ``anew train``. ``resuming_online``: the
+    student of a run resumed in its online phase (its checkpoint then sets weights and schedule)."""
     chosen = method(method_name)
     if chosen.name == "scratch":
         return agent
     if chosen.name == "jsrl":
-        return JSRLStudent(agent, teacher, config, num_envs)
-    if chosen.name == "finetune":
+        return JSRLStudent(agent, teacher, config, num_envs, resuming_online)
+    if chosen.name == "finetune" and not resuming_online:
         reload_teacher_weights(agent, teacher)
-    return ReincarnatingStudent(agent, teacher, config, chosen, teacher_data if chosen.uses_teacher_data else None)
+    data = teacher_data if chosen.uses_teacher_data else None
+    return ReincarnatingStudent(agent, teacher, config, chosen, data, resuming_online)

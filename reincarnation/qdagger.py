@@ -219,6 +219,16 @@ def concat_samples(first: ReplaySample, second: ReplaySample) -> ReplaySample:
     )
 
 
+def data_rng(source: Any) -> np.random.Generator | None:
+    """The numpy generator a teacher-data source samples with (anew replay, Dopamine legacy or 4.x replay)."""
+    for holder in (source, getattr(source, "replay", None)):
+        for name in ("rng", "_rng"):
+            rng = getattr(holder, name, None)
+            if isinstance(rng, np.random.Generator):
+                return rng
+    return None
+
+
 # ---------------------------------------------------------------------- the student
 class ReincarnatingStudent:
     """A value-based anew agent (DQN, Rainbow) trained with a teacher term, in an offline then an online phase.
@@ -230,7 +240,7 @@ class ReincarnatingStudent:
     """
 
     def __init__(self, agent: Any, teacher: Teacher | None, config: ReincarnationConfig, method: Method = QDAGGER,
-                 teacher_data: TransitionSource | None = None):
+                 teacher_data: TransitionSource | None = None, resuming_online: bool = False):
         for attribute in ("online", "target", "optimizer", "replay", "config"):
             if not hasattr(agent, attribute):
                 raise AnewError(f"{type(agent).__name__} is not a value-based anew agent (no `{attribute}`); "
@@ -238,7 +248,9 @@ class ReincarnatingStudent:
         needs_teacher = any(term is not None and term.needs_teacher for term in (method.offline, method.online))
         if needs_teacher and teacher is None:
             raise AnewError(f"{method.name} needs a teacher; pass --teacher")
-        if (method.offline is not None or method.rehearsal) and teacher_data is None:
+        # A run resumed in its online phase needs teacher data only if it keeps rehearsing it.
+        offline = method.offline is not None and not resuming_online
+        if (offline or method.rehearsal) and teacher_data is None:
             raise AnewError(f"{method.name} trains on teacher data; give a teacher replay or let it be collected")
         self.agent, self.teacher, self.method, self.teacher_data = agent, teacher, method, teacher_data
         distributional = is_distributional(agent)
@@ -247,7 +259,7 @@ class ReincarnatingStudent:
             distill_coef=config.distill_coef or (1.0 if distributional else 3.0),
             wean_cutoff_steps=config.wean_cutoff_steps or (2_500_000 if distributional else 1_500_000),
         )
-        self.phase = "offline" if method.offline is not None else "online"
+        self.phase = "offline" if offline else "online"
         self.weight = 1.0  # w, the weaning multiplier of the teacher term
         self.offline_updates = 0
         self.set_learning_rate(self.config.max_lr if self.phase == "offline" else self.online_learning_rate())
@@ -393,8 +405,14 @@ class ReincarnatingStudent:
 
     # ------------------------------------------------------------------ state
     def reincarnation_state(self) -> dict[str, Any]:
-        return {"method": self.method.name, "phase": self.phase, "weight": self.weight,
-                "offline_updates": self.offline_updates, "lr": self.learning_rate}
+        state = {"method": self.method.name, "phase": self.phase, "weight": self.weight,
+                 "offline_updates": self.offline_updates, "lr": self.learning_rate}
+        rng = data_rng(self.teacher_data)
+        if self.method.rehearsal and rng is not None:  # it draws teacher batches online: resume needs the RNG
+            state["teacher_data_rng"] = rng.bit_generator.state
+        if self.teacher is not None:  # its epsilon-random actions (JSRL's roll-in) draw from it
+            state["teacher_rng"] = self.teacher.rng.bit_generator.state
+        return state
 
     def state_dict(self) -> dict[str, Any]:
         return {**self.agent.state_dict(), "reincarnation": self.reincarnation_state()}
@@ -406,6 +424,11 @@ class ReincarnatingStudent:
             self.phase, self.weight = saved["phase"], float(saved["weight"])
             self.offline_updates = int(saved["offline_updates"])
             self.set_learning_rate(float(saved["lr"]))
+            rng = data_rng(self.teacher_data)
+            if rng is not None and "teacher_data_rng" in saved:
+                rng.bit_generator.state = saved["teacher_data_rng"]
+            if self.teacher is not None and "teacher_rng" in saved:
+                self.teacher.rng.bit_generator.state = saved["teacher_rng"]
 
     # The runner's checkpoints save the student's replay through this attribute.
     @property

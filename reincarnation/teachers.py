@@ -258,7 +258,18 @@ def collect_teacher_replay(
     ``envs`` must auto-reset in Gymnasium's SAME_STEP mode (anew's vector envs do): a finished env's last
     observation comes in ``info["final_obs"]``. Rewards are clipped to ``[-reward_clip, reward_clip]`` for
     storage when ``reward_clip > 0`` (the student's setting). Returns episode statistics of the rollout.
+    Its epsilon-random actions come from a generator seeded with ``seed``: the data depend on the seed
+    alone, not on what the teacher did before (so a resumed run collects the same data again).
     """
+    teacher_rng, teacher.rng = teacher.rng, np.random.default_rng([seed, 1])
+    try:
+        return _roll_out(teacher, envs, steps, replay, seed, reward_clip)
+    finally:
+        teacher.rng = teacher_rng
+
+
+def _roll_out(teacher: Teacher, envs: gym.vector.VectorEnv, steps: int, replay: ReplayBuffer, seed: int,
+              reward_clip: float) -> dict[str, float]:
     mode = envs.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
     if mode != gym.vector.AutoresetMode.SAME_STEP:
         raise AnewError(f"collecting teacher data needs a vector env with SAME_STEP autoreset, got {mode}")

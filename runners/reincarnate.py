@@ -14,7 +14,8 @@ eval.json) made by the same :class:`~anew.runners.train.Trainer`, in two phases:
 The teacher is an anew run directory or checkpoint (``anew train``, ``anew convert``) or a Dopamine checkpoint
 folder (``ckpt.N`` + sentinels). Teacher data comes from ``--teacher-replay`` (anew, Dopamine legacy or 4.x
 replay) or is collected by rolling the teacher out for ``--teacher-steps``. Checkpoints hold the student as
-its plain agent (``anew evaluate`` loads them); ``anew resume`` does not continue the teacher term.
+its plain agent (``anew evaluate`` loads them) plus its reincarnation state, so ``anew resume`` continues the
+online phase exactly (checkpoints are written online only: a run killed in its offline phase starts again).
 """
 
 from __future__ import annotations
@@ -180,13 +181,9 @@ def run_offline_phase(trainer: Trainer, student: Any, config: ReincarnationConfi
     trainer.evaluate()  # the student as the offline phase leaves it, at online step 0
 
 
-def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config: Any, config: ReincarnationConfig,
-                run_dir: Path) -> Trainer:
-    """Run ``method_name`` end to end into ``run_dir`` and return the finished trainer."""
-    if method_name not in METHODS:
-        raise AnewError(f"unknown method {method_name!r}: choose one of {', '.join(METHODS)}")
-    if not args.teacher:
-        raise AnewError("name the teacher: --teacher RUN_DIR_OR_CHECKPOINT (anew) or a Dopamine checkpoints folder")
+def _student_parts(teacher_path: str, teacher_kind: str, iteration: int | None, agent_name: str, agent_config: Any,
+                   run: RunArgs) -> tuple[Teacher, dict[str, Any], Any, str]:
+    """Seed, then load the teacher and build the student's agent for ``run``'s env; also returns the device."""
     device = ("cuda" if torch.cuda.is_available() else "cpu") if run.device == "auto" else run.device
     seed_everything(run.seed)
     env = make_env(run.env_id, run.env_protocol, training=True, **run.env_kwargs)
@@ -194,41 +191,19 @@ def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config:
     probe, _ = env.reset(seed=run.seed)
     env.close()
     torch.set_num_threads(run.threads or (1 if len(obs_space.shape) < 3 else min(os.cpu_count() or 1, 4)))
-    iteration = None if args.teacher_iteration < 0 else args.teacher_iteration
-    teacher, teacher_info = load_teacher(args.teacher, args.teacher_kind, iteration, device, run.seed)
+    teacher, teacher_info = load_teacher(teacher_path, teacher_kind, iteration, device, run.seed)
+    if teacher_info["source"] == "dopamine":
+        teacher_info["iteration"] = iteration
     check_teacher_fits(teacher, action_space, np.asarray(probe), run.env_id)
-    agent = registry.build_agent(args.agent, agent_config, obs_space, action_space, run.num_envs, run.seed, device)
+    agent = registry.build_agent(agent_name, agent_config, obs_space, action_space, run.num_envs, run.seed, device)
+    return teacher, teacher_info, agent, device
 
-    def say(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
 
-    if teacher_info.get("env_id") not in (None, run.env_id):
-        say(f"note: the teacher was trained on {teacher_info['env_id']}, the student learns {run.env_id}")
-    episodes = args.teacher_eval_episodes or run.eval_episodes
-    eval_options: dict[str, Any] = {"env_protocol": run.env_protocol, "env_kwargs": run.env_kwargs}
-    teacher_return = args.teacher_return
-    if teacher_return is None:
-        teacher_return = float(np.mean(evaluate_agent(teacher, run.env_id, episodes, run.seed + 30_000,
-                                                      **eval_options)[0]))
-    random_return = args.random_return
-    if random_return is None:
-        random_policy = RandomPolicy(int(action_space.n), run.seed)
-        random_return = float(np.mean(evaluate_agent(random_policy, run.env_id, episodes, run.seed + 40_000,
-                                                     **eval_options)[0]))
-    say(f"[teacher] {teacher.description}: mean return {teacher_return:.2f} (random policy {random_return:.2f})")
-
-    method = METHODS[method_name]
-    needs_data = method.offline is not None or method.rehearsal
-    data = teacher_data_for(args, teacher, agent, run, config, say) if needs_data else None
-    student = build_student(method_name, agent, teacher, config, data, run.num_envs)
-
-    trainer = Trainer(args.agent, run, agent_config, run_dir, agent=student)
-    trainer.label = f"{method_name}-{args.agent}"
-    trainer.extra_config = {"reincarnation": {
-        "method": method_name, "teacher": teacher_info, "teacher_replay": args.teacher_replay,
-        "teacher_return": teacher_return, "random_return": random_return, "recipe": args.recipe,
-        "config": dataclasses.asdict(getattr(student, "config", config)),
-    }}
+def _attach(trainer: Trainer, student: Any, method_name: str, agent_name: str, recorded: dict[str, Any]) -> None:
+    """Label the run, record the reincarnation in its config, and wean the student after each evaluation."""
+    teacher_return, random_return = recorded["teacher_return"], recorded["random_return"]
+    trainer.label = f"{method_name}-{agent_name}"
+    trainer.extra_config = {"reincarnation": recorded}
 
     def after_evaluation(step: int, returns: list[float]) -> dict[str, Any]:
         score = teacher_normalized_score(float(np.mean(returns)), teacher_return, random_return)
@@ -244,10 +219,76 @@ def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config:
         return extra
 
     trainer.after_evaluation = after_evaluation
+
+
+def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config: Any, config: ReincarnationConfig,
+                run_dir: Path) -> Trainer:
+    """Run ``method_name`` end to end into ``run_dir`` and return the finished trainer."""
+    if method_name not in METHODS:
+        raise AnewError(f"unknown method {method_name!r}: choose one of {', '.join(METHODS)}")
+    if not args.teacher:
+        raise AnewError("name the teacher: --teacher RUN_DIR_OR_CHECKPOINT (anew) or a Dopamine checkpoints folder")
+    iteration = None if args.teacher_iteration < 0 else args.teacher_iteration
+    teacher, teacher_info, agent, _ = _student_parts(args.teacher, args.teacher_kind, iteration, args.agent,
+                                                     agent_config, run)
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    if teacher_info.get("env_id") not in (None, run.env_id):
+        say(f"note: the teacher was trained on {teacher_info['env_id']}, the student learns {run.env_id}")
+    episodes = args.teacher_eval_episodes or run.eval_episodes
+    eval_options: dict[str, Any] = {"env_protocol": run.env_protocol, "env_kwargs": run.env_kwargs}
+    teacher_return = args.teacher_return
+    if teacher_return is None:
+        teacher_return = float(np.mean(evaluate_agent(teacher, run.env_id, episodes, run.seed + 30_000,
+                                                      **eval_options)[0]))
+    random_return = args.random_return
+    if random_return is None:
+        random_policy = RandomPolicy(teacher.num_actions, run.seed)
+        random_return = float(np.mean(evaluate_agent(random_policy, run.env_id, episodes, run.seed + 40_000,
+                                                     **eval_options)[0]))
+    say(f"[teacher] {teacher.description}: mean return {teacher_return:.2f} (random policy {random_return:.2f})")
+
+    method = METHODS[method_name]
+    needs_data = method.offline is not None or method.rehearsal
+    data = teacher_data_for(args, teacher, agent, run, config, say) if needs_data else None
+    student = build_student(method_name, agent, teacher, config, data, run.num_envs)
+
+    trainer = Trainer(args.agent, run, agent_config, run_dir, agent=student)
+    _attach(trainer, student, method_name, args.agent, {
+        "method": method_name, "teacher": teacher_info, "teacher_replay": args.teacher_replay,
+        "teacher_return": teacher_return, "random_return": random_return, "recipe": args.recipe,
+        "config": dataclasses.asdict(getattr(student, "config", config)),
+    })
     _write_json_atomic(run_dir / "config.json", trainer.resolved_config())
     if getattr(student, "phase", "online") == "offline":
         run_offline_phase(trainer, student, student.config)
         student.start_online()
+    trainer.train()
+    return trainer
+
+
+def resume_reincarnation(run_dir: Path, checkpoint: Path, run: RunArgs, agent_name: str, agent_config: Any,
+                         recorded: dict[str, Any]) -> Trainer:
+    """Continue a reincarnation run from a checkpoint of its online phase (``recorded``: config.json's
+    ``reincarnation`` section): the same teacher, the student's weaning state and learning rate, JSRL's roll-in
+    and rehearsal's teacher-data RNG come back with the agent, replay, RNGs and envs."""
+    method_name, teacher_info = recorded["method"], recorded["teacher"]
+    if not Path(teacher_info["path"]).exists():
+        raise AnewError(f"the teacher {teacher_info['path']} of {run_dir} is gone (or the path is relative to "
+                        "another folder); run `anew resume` from the folder the run was started in")
+    config = registry.config_from_dict(ReincarnationConfig, recorded["config"])
+    teacher, _, agent, _ = _student_parts(teacher_info["path"], teacher_info.get("kind", "dqn"),
+                                          teacher_info.get("iteration"), agent_name, agent_config, run)
+    data = None
+    if METHODS[method_name].rehearsal:
+        teacher_args = TeacherArgs(teacher=teacher_info["path"], teacher_replay=recorded["teacher_replay"],
+                                   agent=agent_name)
+        data = teacher_data_for(teacher_args, teacher, agent, run, config, lambda text: print(text, file=sys.stderr))
+    student = build_student(method_name, agent, teacher, config, data, run.num_envs, resuming_online=True)
+    trainer = Trainer(agent_name, run, agent_config, run_dir, resume_from=checkpoint, agent=student)
+    _attach(trainer, student, method_name, agent_name, recorded)
     trainer.train()
     return trainer
 

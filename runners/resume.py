@@ -14,6 +14,7 @@ import tyro
 from anew.errors import AnewError
 from anew.runners import registry
 from anew.runners.checkpoint import list_checkpoints, load_checkpoint
+from anew.runners.reincarnate import resume_reincarnation
 from anew.runners.train import RunArgs, Trainer
 
 
@@ -34,14 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         raise AnewError(f"{run_dir} is not an anew run directory (no config.json); pass the folder `anew train` made")
     config_path = run_dir / "config.json"
     document = json.loads(config_path.read_text())
-    if "reincarnation" in document:
-        # The student's teacher, distillation schedule and offline phase are not in the checkpoint;
-        # resuming would silently continue as a plain agent and mislabel the results.
-        raise AnewError(f"{run_dir} is a reincarnation run, which `anew resume` cannot continue yet; "
-                        "start it again with the `anew reincarnate` command recorded in its config.json")
     checkpoints = list_checkpoints(run_dir / "checkpoints")
     if not checkpoints:
-        raise AnewError(f"{run_dir} has no complete checkpoint yet; start it again with `anew train`")
+        command = "anew reincarnate" if "reincarnation" in document else "anew train"
+        raise AnewError(f"{run_dir} has no complete checkpoint yet; start it again with `{command}`")
     latest = checkpoints[-1]
     runner_state, _ = load_checkpoint(latest)
     name = runner_state["agent"]
@@ -56,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
               "pass --total-steps to train longer")
         return 0
     print(f"resuming {name} on {run.env_id} from {latest.name}", file=sys.stderr)
-    Trainer(name, run, config, run_dir, resume_from=latest).train()
+    if "reincarnation" in document:
+        resume_reincarnation(run_dir, latest, run, name, config, document["reincarnation"])
+    else:
+        Trainer(name, run, config, run_dir, resume_from=latest).train()
     print(f"done: {run_dir}")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -73,13 +74,37 @@ def test_teacher_replay_from_an_anew_checkpoint(teacher_run, tmp_path):
     assert config["reincarnation"]["teacher_replay"] == str(checkpoint)
 
 
-def test_resume_refuses_a_reincarnation_run(teacher_run, tmp_path, capsys):
-    run_dir = tmp_path / "student"
-    assert cli(["reincarnate", "kickstarting", "--teacher", str(teacher_run), *STUDENT, "--total-steps", "150",
+@pytest.mark.parametrize("method", ["qdagger", "jsrl", "rehearsal"])
+def test_resume_continues_a_reincarnation_run_exactly(method, teacher_run, tmp_path):
+    """Stopped at 150 steps and resumed to 300 equals 300 steps in one go: weights, weaning, learning rate,
+    JSRL's roll-in (jsrl), the teacher-data RNG (rehearsal), evaluations and logged metrics."""
+    whole, halves = tmp_path / "whole", tmp_path / "halves"
+    argv = ["reincarnate", method, "--teacher", str(teacher_run), *STUDENT, *SIZES, "--checkpoint-every", "150"]
+    assert cli([*argv, "--run-dir", str(whole)]) == 0
+    assert cli([*argv, "--total-steps", "150", "--run-dir", str(halves)]) == 0
+    assert cli(["resume", str(halves), "--total-steps", "300"]) == 0
+    final = "checkpoints/step_000000000300/agent.pt"
+    a, b = (torch.load(d / final, weights_only=True)["agent"] for d in (whole, halves))
+    for net in ("online", "target"):
+        for name, tensor in a[net].items():
+            assert torch.equal(tensor, b[net][name]), f"{net}.{name} differs"
+    assert a["reincarnation"] == b["reincarnation"] and a["updates"] == b["updates"]
+    evaluations = [json.loads((d / "eval.json").read_text())["evaluations"] for d in (whole, halves)]
+    assert evaluations[0] == evaluations[1] and [e["step"] for e in evaluations[0]] == [0, 150, 300][-len(
+        evaluations[0]):]
+    assert read_jsonl(whole / "metrics.jsonl") == read_jsonl(halves / "metrics.jsonl")
+    assert json.loads((halves / "config.json").read_text())["reincarnation"]["method"] == method
+
+
+def test_resume_names_a_missing_teacher(teacher_run, tmp_path, capsys):
+    run_dir, teacher = tmp_path / "student", tmp_path / "teacher"
+    shutil.copytree(teacher_run, teacher)
+    assert cli(["reincarnate", "kickstarting", "--teacher", str(teacher), *STUDENT, "--total-steps", "150",
                 "--run-dir", str(run_dir)]) == 0
+    shutil.rmtree(teacher)
     capsys.readouterr()
     assert cli(["resume", str(run_dir), "--total-steps", "300"]) == 2
-    assert "reincarnation run" in capsys.readouterr().err
+    assert "teacher" in capsys.readouterr().err
 
 
 def test_given_teacher_and_random_returns_are_used(teacher_run, tmp_path):
