@@ -13,8 +13,8 @@ sync every 1,000 steps, evaluation epsilon 0.001. DQN: 1-step Huber TD, uniform 
 0.01 over 50k steps. Rainbow: the ``minatar`` preset (C51 on [-100, 100], 3-step returns,
 prioritized replay, dueling, noisy nets instead of epsilon, double Q); ``rainbow-no-noisy``: the same
 without noisy nets, exploring with DQN's epsilon schedule; ``rainbow-vmax10``: the full preset with
-its support on [-10, 10]. Rerunning the same command
-skips finished runs.
+its support on [-10, 10]; ``rainbow-no-c51``: the full preset with a scalar Q head and the Huber TD loss
+instead of C51. Rerunning the same command skips finished runs.
 """
 
 from __future__ import annotations
@@ -75,6 +75,10 @@ def write_spec(out_dir: Path, steps: int, seeds: int, eval_episodes: int) -> Pat
         "[agents.rainbow-vmax10]",  # the full Rainbow with its C51 support on [-10, 10] (Dopamine's Atari default)
         'agent = "rainbow"',
         'train_args = {preset = "minatar", v_max = 10.0}',
+        "",
+        "[agents.rainbow-no-c51]",  # Rainbow's other five parts on a scalar Q head (the part-by-part probe)
+        'agent = "rainbow"',
+        'train_args = {preset = "minatar", distributional = false}',
         "",
         "[agents.dqn]",
         'agent = "dqn"',

@@ -1,8 +1,9 @@
 """Reincarnating RL at CPU scale on MinAtar: a DQN teacher, students of another architecture, six methods.
 
 The paper's claim (Agarwal et al., 2022, Fig. 1 and 6), scaled down: a DQN teacher trained on a MinAtar game
-for ``--teacher-steps``; students with a different network (``--student-torso``, default an MLP instead of the
-teacher's conv net; or ``--student-agent rainbow``) get ``--student-steps`` online steps. QDagger should
+for ``--teacher-steps``; students with a different network (``--student-torso``, default the Impala-CNN the paper
+reincarnates into, instead of the teacher's small MinAtar conv net; or ``--student-agent rainbow``) get
+``--student-steps`` online steps. QDagger should
 reach a teacher-normalised IQM >= 1.0 with its 95% interval above tabula rasa's; kickstarting, JSRL, offline
 pre-training (CQL) and DQfD run in the same table. As in the paper the teacher data is the teacher's own last
 replay buffer (the replay in its checkpoint), and every student is normalised with the same teacher and random
@@ -13,8 +14,7 @@ run directory under ``--out``; rerunning skips finished runs.
 
     python benchmarks/bench_reincarnation.py --games Breakout --seeds 5 --workers 2
 
-The run recorded in the report of issue 5 used ``--teacher-steps 100000 --student-steps 15000
---offline-steps 5000`` (85 min wall on two shared cores).
+The defaults are the run recorded in BENCHMARKS.md (about an hour of wall time on two cores).
 
 Prints the ``anew report --normalize teacher`` table (IQM, median, mean, optimality gap with 95% stratified
 bootstrap intervals), writes its JSON and figures to ``--out/report``, then checks the claim.
@@ -42,15 +42,15 @@ class Args:
     """MinAtar games (anew/MinAtar-<Game>-v0)."""
     seeds: int = 5
     """Student seeds per method and game."""
-    teacher_steps: int = 200_000
+    teacher_steps: int = 100_000
     """Agent steps of the DQN teacher (classic-control preset, MinAtar conv torso)."""
-    student_steps: int = 30_000
+    student_steps: int = 15_000
     """Online agent steps of every student."""
     student_agent: str = "dqn"
     """The students' agent (dqn or rainbow)."""
-    student_torso: str = "mlp"
+    student_torso: str = "impala"
     """The students' torso (the teacher uses the MinAtar conv net)."""
-    offline_steps: int = 10_000
+    offline_steps: int = 5_000
     """Offline gradient steps of qdagger, pretrain and dqfd."""
     eval_episodes: int = 20
     """Episodes per student evaluation."""

@@ -104,7 +104,7 @@ def load_teacher(path: str | os.PathLike, kind: str = "dqn", iteration: int | No
                         "checkpoints folder")
     if is_dopamine_checkpoint(path):
         teacher = Teacher.from_dopamine(path, kind, iteration, device=device, seed=seed)
-        return teacher, {"source": "dopamine", "path": str(path), "kind": kind}
+        return teacher, {"source": "dopamine", "path": str(path), "kind": kind, "iteration": iteration}
     try:
         agent, runner_state, checkpoint = load_agent_from_checkpoint(path)
     except AnewError as error:
@@ -182,8 +182,8 @@ def run_offline_phase(trainer: Trainer, student: Any, config: ReincarnationConfi
 
 
 def _student_parts(teacher_path: str, teacher_kind: str, iteration: int | None, agent_name: str, agent_config: Any,
-                   run: RunArgs) -> tuple[Teacher, dict[str, Any], Any, str]:
-    """Seed, then load the teacher and build the student's agent for ``run``'s env; also returns the device."""
+                   run: RunArgs) -> tuple[Teacher, dict[str, Any], Any]:
+    """Seed, then load the teacher (and what is known of it) and build the student's agent for ``run``'s env."""
     device = ("cuda" if torch.cuda.is_available() else "cpu") if run.device == "auto" else run.device
     seed_everything(run.seed)
     env = make_env(run.env_id, run.env_protocol, training=True, **run.env_kwargs)
@@ -192,11 +192,9 @@ def _student_parts(teacher_path: str, teacher_kind: str, iteration: int | None, 
     env.close()
     torch.set_num_threads(run.threads or (1 if len(obs_space.shape) < 3 else min(os.cpu_count() or 1, 4)))
     teacher, teacher_info = load_teacher(teacher_path, teacher_kind, iteration, device, run.seed)
-    if teacher_info["source"] == "dopamine":
-        teacher_info["iteration"] = iteration
     check_teacher_fits(teacher, action_space, np.asarray(probe), run.env_id)
     agent = registry.build_agent(agent_name, agent_config, obs_space, action_space, run.num_envs, run.seed, device)
-    return teacher, teacher_info, agent, device
+    return teacher, teacher_info, agent
 
 
 def _attach(trainer: Trainer, student: Any, method_name: str, agent_name: str, recorded: dict[str, Any]) -> None:
@@ -229,7 +227,7 @@ def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config:
     if not args.teacher:
         raise AnewError("name the teacher: --teacher RUN_DIR_OR_CHECKPOINT (anew) or a Dopamine checkpoints folder")
     iteration = None if args.teacher_iteration < 0 else args.teacher_iteration
-    teacher, teacher_info, agent, _ = _student_parts(args.teacher, args.teacher_kind, iteration, args.agent,
+    teacher, teacher_info, agent = _student_parts(args.teacher, args.teacher_kind, iteration, args.agent,
                                                      agent_config, run)
 
     def say(text: str) -> None:
@@ -279,7 +277,7 @@ def resume_reincarnation(run_dir: Path, checkpoint: Path, run: RunArgs, agent_na
         raise AnewError(f"the teacher {teacher_info['path']} of {run_dir} is gone (or the path is relative to "
                         "another folder); run `anew resume` from the folder the run was started in")
     config = registry.config_from_dict(ReincarnationConfig, recorded["config"])
-    teacher, _, agent, _ = _student_parts(teacher_info["path"], teacher_info.get("kind", "dqn"),
+    teacher, _, agent = _student_parts(teacher_info["path"], teacher_info.get("kind", "dqn"),
                                           teacher_info.get("iteration"), agent_name, agent_config, run)
     data = None
     if METHODS[method_name].rehearsal:
