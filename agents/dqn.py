@@ -29,6 +29,11 @@ class DQNConfig:
 
     lr: float = 6.25e-5
     """Adam learning rate."""
+    lr_end: float = 0.0
+    """With lr_decay_steps: the learning rate reached at the end of the linear decay."""
+    lr_decay_steps: int = 0
+    """Agent steps of linear learning-rate decay from lr to lr_end after learning_starts (0: constant lr;
+    reincarnation students follow their recipe's learning rate instead)."""
     adam_eps: float = 1.5e-4
     """Adam epsilon."""
     gamma: float = 0.99
@@ -187,6 +192,9 @@ class DQNAgent:
         c = self.config
         if self.steps < c.learning_starts or not self.replay.can_sample(c.batch_size):
             return {}
+        if c.lr_decay_steps > 0:  # a function of the step count alone, so resumed runs follow it exactly
+            for group in self.optimizer.param_groups:
+                group["lr"] = linear_epsilon(self.steps, c.lr, c.lr_end, c.lr_decay_steps, c.learning_starts)
         metrics: dict[str, float] = {}
         while self.updates < self.scheduled_updates():
             metrics = self.gradient_step()

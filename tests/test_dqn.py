@@ -51,6 +51,17 @@ def test_updates_follow_the_schedule() -> None:
     assert agent.last_sync_period == 120 // 20
 
 
+def test_learning_rate_decays_linearly_after_learning_starts() -> None:
+    agent = make_agent(lr=1e-3, lr_end=1e-4, lr_decay_steps=100)
+    drive(agent, 25)  # 50 agent steps: decay starts at learning_starts = 50
+    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+    drive(agent, 25)  # 100 steps: halfway
+    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(5.5e-4)
+    drive(agent, 50)  # 200 steps: done, and it stays there
+    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert make_agent(lr=1e-3).optimizer.param_groups[0]["lr"] == 1e-3  # 0 decay steps: constant
+
+
 def test_same_seed_same_numbers_and_state_round_trip() -> None:
     first, second = make_agent(seed=3), make_agent(seed=3)
     logs_a, logs_b = drive(first, 80), drive(second, 80)
