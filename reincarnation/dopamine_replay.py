@@ -254,7 +254,7 @@ class DopamineReplay:
         self.gamma = float(gamma)
         self.batch_size = int(batch_size)
         self._discounts = discount_vector(self.gamma, self.update_horizon)
-        self._rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(seed)
         self._valid: np.ndarray | None = None
 
     def __repr__(self) -> str:
@@ -314,7 +314,7 @@ class DopamineReplay:
         valid = self.valid_indices()
         if len(valid) == 0:
             raise AnewError(f"replay checkpoint {self.suffix} in {self.directory} has no valid transition to sample")
-        return self._rng.choice(valid, size=batch_size).astype(np.int32)
+        return self.rng.choice(valid, size=batch_size).astype(np.int32)
 
     # --- sampling ---------------------------------------------------------------------------------------
     def stacks(self, indices: np.ndarray, channels_first: bool = False) -> np.ndarray:

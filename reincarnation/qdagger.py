@@ -219,16 +219,6 @@ def concat_samples(first: ReplaySample, second: ReplaySample) -> ReplaySample:
     )
 
 
-def data_rng(source: Any) -> np.random.Generator | None:
-    """The numpy generator a teacher-data source samples with (anew replay, Dopamine legacy or 4.x replay)."""
-    for holder in (source, getattr(source, "replay", None)):
-        for name in ("rng", "_rng"):
-            rng = getattr(holder, name, None)
-            if isinstance(rng, np.random.Generator):
-                return rng
-    return None
-
-
 # ---------------------------------------------------------------------- the student
 class ReincarnatingStudent:
     """A value-based anew agent (DQN, Rainbow) trained with a teacher term, in an offline then an online phase.
@@ -407,9 +397,8 @@ class ReincarnatingStudent:
     def reincarnation_state(self) -> dict[str, Any]:
         state = {"method": self.method.name, "phase": self.phase, "weight": self.weight,
                  "offline_updates": self.offline_updates, "lr": self.learning_rate}
-        rng = data_rng(self.teacher_data)
-        if self.method.rehearsal and rng is not None:  # it draws teacher batches online: resume needs the RNG
-            state["teacher_data_rng"] = rng.bit_generator.state
+        if self.method.rehearsal and self.teacher_data is not None:  # online teacher batches: resume needs it
+            state["teacher_data_rng"] = self.teacher_data.rng.bit_generator.state
         if self.teacher is not None:  # its epsilon-random actions (JSRL's roll-in) draw from it
             state["teacher_rng"] = self.teacher.rng.bit_generator.state
         return state
@@ -424,9 +413,8 @@ class ReincarnatingStudent:
             self.phase, self.weight = saved["phase"], float(saved["weight"])
             self.offline_updates = int(saved["offline_updates"])
             self.set_learning_rate(float(saved["lr"]))
-            rng = data_rng(self.teacher_data)
-            if rng is not None and "teacher_data_rng" in saved:
-                rng.bit_generator.state = saved["teacher_data_rng"]
+            if self.teacher_data is not None and "teacher_data_rng" in saved:
+                self.teacher_data.rng.bit_generator.state = saved["teacher_data_rng"]
             if self.teacher is not None and "teacher_rng" in saved:
                 self.teacher.rng.bit_generator.state = saved["teacher_rng"]
 

@@ -141,7 +141,9 @@ def is_dopamine_checkpoint(path: str | os.PathLike) -> bool:
 
 # ---------------------------------------------------------------------- teacher data
 class TransitionSource(Protocol):
-    """Anything the offline phase can draw training batches from."""
+    """Anything the offline phase can draw training batches from, with the generator it samples with."""
+
+    rng: np.random.Generator
 
     def sample(self, batch_size: int) -> ReplaySample: ...
 
@@ -161,6 +163,7 @@ class DopamineReplaySource:
 
     def __init__(self, replay: DopamineReplay):
         self.replay = replay
+        self.rng = replay.rng
         self.bootstrap = replay.gamma**replay.update_horizon
 
     def sample(self, batch_size: int) -> ReplaySample:
@@ -176,6 +179,7 @@ class DopamineJaxReplaySource:
 
     def __init__(self, replay: DopamineJaxReplay, update_horizon: int, gamma: float = 0.99):
         self.replay = replay
+        self.rng = replay.rng
         self.bootstrap = gamma**update_horizon
 
     def sample(self, batch_size: int) -> ReplaySample:

@@ -181,6 +181,10 @@ def run_offline_phase(trainer: Trainer, student: Any, config: ReincarnationConfi
     trainer.evaluate()  # the student as the offline phase leaves it, at online step 0
 
 
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def _student_parts(teacher_path: str, teacher_kind: str, iteration: int | None, agent_name: str, agent_config: Any,
                    run: RunArgs) -> tuple[Teacher, dict[str, Any], Any]:
     """Seed, then load the teacher (and what is known of it) and build the student's agent for ``run``'s env."""
@@ -229,9 +233,6 @@ def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config:
     iteration = None if args.teacher_iteration < 0 else args.teacher_iteration
     teacher, teacher_info, agent = _student_parts(args.teacher, args.teacher_kind, iteration, args.agent,
                                                      agent_config, run)
-
-    def say(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
 
     if teacher_info.get("env_id") not in (None, run.env_id):
         say(f"note: the teacher was trained on {teacher_info['env_id']}, the student learns {run.env_id}")
@@ -283,7 +284,7 @@ def resume_reincarnation(run_dir: Path, checkpoint: Path, run: RunArgs, agent_na
     if METHODS[method_name].rehearsal:
         teacher_args = TeacherArgs(teacher=teacher_info["path"], teacher_replay=recorded["teacher_replay"],
                                    agent=agent_name)
-        data = teacher_data_for(teacher_args, teacher, agent, run, config, lambda text: print(text, file=sys.stderr))
+        data = teacher_data_for(teacher_args, teacher, agent, run, config, say)
     student = build_student(method_name, agent, teacher, config, data, run.num_envs, resuming_online=True)
     trainer = Trainer(agent_name, run, agent_config, run_dir, resume_from=checkpoint, agent=student)
     _attach(trainer, student, method_name, agent_name, recorded)
