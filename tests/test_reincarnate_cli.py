@@ -146,3 +146,16 @@ def test_dopamine_teacher_and_replay_on_atari(fixtures_dir, tmp_path):
     evaluation = json.loads((run_dir / "eval.json").read_text())
     assert [e["extra"]["phase"] for e in evaluation["evaluations"]] == ["offline", "online"]
     assert evaluation["config"]["reincarnation"]["teacher"]["source"] == "dopamine"
+
+
+def test_a_refused_run_leaves_no_folder_and_a_finished_one_is_not_overwritten(teacher_run, tmp_path, capsys):
+    run_dir = tmp_path / "refused"
+    assert cli(["reincarnate", "qdagger", "--teacher", str(teacher_run), "--teacher-replay", str(tmp_path / "none"),
+                *STUDENT, "--run-dir", str(run_dir)]) == 2
+    assert "does not exist" in capsys.readouterr().err and not run_dir.exists()
+    done = tmp_path / "done"
+    assert cli(["reincarnate", "kickstarting", "--teacher", str(teacher_run), *STUDENT, "--run-dir", str(done)]) == 0
+    before = (done / "eval.json").read_bytes()
+    capsys.readouterr()
+    assert cli(["reincarnate", "kickstarting", "--teacher", str(teacher_run), *STUDENT, "--run-dir", str(done)]) == 2
+    assert "already holds a run" in capsys.readouterr().err and (done / "eval.json").read_bytes() == before
