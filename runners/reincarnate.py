@@ -233,7 +233,7 @@ def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config:
         raise AnewError("name the teacher: --teacher RUN_DIR_OR_CHECKPOINT (anew) or a Dopamine checkpoints folder")
     iteration = None if args.teacher_iteration < 0 else args.teacher_iteration
     teacher, teacher_info, agent = _student_parts(args.teacher, args.teacher_kind, iteration, args.agent,
-                                                     agent_config, run)
+                                                  agent_config, run)
 
     if teacher_info.get("env_id") not in (None, run.env_id):
         say(f"note: the teacher was trained on {teacher_info['env_id']}, the student learns {run.env_id}")
@@ -280,7 +280,7 @@ def resume_reincarnation(run_dir: Path, checkpoint: Path, run: RunArgs, agent_na
                         "another folder); run `anew resume` from the folder the run was started in")
     config = registry.config_from_dict(ReincarnationConfig, recorded["config"])
     teacher, _, agent = _student_parts(teacher_info["path"], teacher_info.get("kind", "dqn"),
-                                          teacher_info.get("iteration"), agent_name, agent_config, run)
+                                       teacher_info.get("iteration"), agent_name, agent_config, run)
     data = None
     if METHODS[method_name].rehearsal:
         teacher_args = TeacherArgs(teacher=teacher_info["path"], teacher_replay=recorded["teacher_replay"],
