@@ -24,8 +24,9 @@ pool of ``--workers`` runs at once; with ``--backend ray`` each run is a Ray tas
 machine, or ``--address`` of a cluster whose nodes share the file system holding ``out_dir``). Either way
 the run directories are the same, so the report does not care where runs ran.
 
-``OUT/sweep.json`` records every run's label and status. Running the same sweep again skips finished runs
-and reruns failed or missing ones (a failed run's directory moves to ``OUT/failed/`` first), so retrying
+``OUT/sweep.json`` records every run's label, flags and status. Running the same sweep again skips finished
+runs (and refuses to, naming the run, if the spec now gives one of them other flags) and reruns failed or
+missing ones (a failed run's directory moves to ``OUT/failed/`` first), so retrying
 is rerunning; ``--retries N`` also retries failures automatically. When every run has finished the sweep
 ends with ``anew report`` over its runs (labels from ``sweep.json``), writing ``OUT/report/``.
 """
@@ -286,6 +287,11 @@ def _finished(run: PlannedRun, entry: dict[str, Any] | None) -> bool:
     return bool(entry) and entry.get("status") == "ok" and (run.run_dir / "eval.json").is_file()
 
 
+def _flags_changed(run: PlannedRun, entry: dict[str, Any]) -> bool:
+    recorded = entry.get("flags")  # absent in manifests written before flags were recorded
+    return recorded is not None and list(recorded) != list(run.flags)
+
+
 def _set_aside(run: PlannedRun, out_dir: Path) -> None:
     """Move a failed or partial run directory out of the way so the trainer can start afresh."""
     if not run.run_dir.exists():
@@ -299,6 +305,13 @@ def _set_aside(run: PlannedRun, out_dir: Path) -> None:
 def execute(sweep: Sweep, args: SweepArgs, results: Callable[..., Iterable[tuple[PlannedRun, dict]]] | None = None) -> list[PlannedRun]:  # fmt: skip
     """Run every unfinished run (retrying failures ``args.retries`` times); returns the runs still failing."""
     entries = read_manifest(sweep.out_dir)
+    changed = [run.name for run in sweep.runs if _finished(run, entries.get(run.name)) and _flags_changed(run, entries[run.name])]  # fmt: skip
+    if changed:
+        raise AnewError(
+            f"{len(changed)} finished runs in {sweep.out_dir} were trained with other flags than the spec "
+            f"gives now (first: {changed[0]}); skipping them would report stale results: give the changed "
+            "agent a new label, or use a new out_dir"
+        )
     todo = [run for run in sweep.runs if not _finished(run, entries.get(run.name))]
     skipped = len(sweep.runs) - len(todo)
     if skipped:
@@ -315,7 +328,7 @@ def execute(sweep: Sweep, args: SweepArgs, results: Callable[..., Iterable[tuple
             log = str(sweep.out_dir / "logs" / f"{run.name}.log")
             jobs.append((run, run.command(sweep.launcher), log))
             entries[run.name] = {"label": run.label, "agent": run.agent, "env_id": run.env_id, "seed": run.seed,
-                                 "run_dir": str(run.run_dir), "log": log, "status": "running"}  # fmt: skip
+                                 "run_dir": str(run.run_dir), "flags": list(run.flags), "log": log, "status": "running"}  # fmt: skip
         _write_manifest(sweep.out_dir, entries)
         stream = results(jobs) if results else (_ray_results(jobs, args) if args.backend == "ray" else _local_results(jobs, args.workers))  # fmt: skip
         failed = []

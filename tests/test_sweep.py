@@ -160,6 +160,19 @@ def test_retries_flag_and_rerunning_a_finished_sweep_launches_nothing(tmp_path):
     assert len(launches(tmp_path)) == 5
 
 
+def test_a_finished_run_whose_flags_changed_in_the_spec_is_refused_not_silently_reused(tmp_path):
+    spec = write_spec(tmp_path)
+    assert sweep.main([str(spec), "--no-report"]) == 0
+    spec.write_text(spec.read_text().replace("lr = 3e-4", "lr = 5e-4"))
+    with pytest.raises(AnewError, match=r"2 finished runs .* other flags .*CartPole-v1__slow__0.*new label"):
+        sweep.main([str(spec), "--no-report"])
+    assert len(launches(tmp_path)) == 4  # nothing relaunched, nothing set aside
+    assert not (tmp_path / "runs" / "failed").exists()
+    spec.write_text(spec.read_text().replace("[agents.slow]", "[agents.slower]"))
+    assert sweep.main([str(spec), "--no-report"]) == 0  # a new label runs alongside the old runs
+    assert sorted(launches(tmp_path)[4:]) == ["dqn 0.0005 0", "dqn 0.0005 1"]
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("ray") is None, reason="Ray not installed (pip install 'anew[ray]')"
 )
