@@ -62,9 +62,17 @@ class NoisyLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return F.linear(x, self.weight_mu, self.bias_mu)
-        weight = self.weight_mu + self.weight_sigma * torch.outer(self.noise_out, self.noise_in)
         bias = self.bias_mu + self.bias_sigma * self.noise_out
-        return F.linear(x, weight, bias)
+        if torch.is_grad_enabled():
+            # Learning: the weight gradient is one matmul either way, and sigma's is then elementwise.
+            weight = self.weight_mu + self.weight_sigma * torch.outer(self.noise_out, self.noise_in)
+            return F.linear(x, weight, bias)
+        # Acting and targets: (sigma * eps_out eps_in^T) x = eps_out * (sigma (eps_in * x)) never builds
+        # the noisy (out, in) matrix, 3-4x faster for Rainbow's 7744 x 512 layer (BENCHMARKS.md).
+        return (
+            F.linear(x, self.weight_mu, bias)
+            + F.linear(x * self.noise_in, self.weight_sigma) * self.noise_out
+        )
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, sigma0={self.sigma0}"

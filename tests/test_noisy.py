@@ -81,3 +81,23 @@ def test_reset_noise_helper_reaches_nested_layers():
     reset_noise(model)
     after = [m.noise_out for m in model.modules() if isinstance(m, NoisyLinear)]
     assert all(not torch.equal(x, y) for x, y in zip(before, after))
+
+
+def test_no_grad_path_equals_the_built_noisy_weight_and_gradients_are_the_papers():
+    layer = make_layer().train()
+    layer.reset_noise(torch.Generator().manual_seed(5))
+    x = torch.randn(6, 8)
+    weight = layer.weight_mu + layer.weight_sigma * torch.outer(layer.noise_out, layer.noise_in)
+    bias = layer.bias_mu + layer.bias_sigma * layer.noise_out
+    with torch.no_grad():  # acting and targets: the factorised product, no weight matrix built
+        torch.testing.assert_close(layer(x), x @ weight.T + bias)
+    out = layer(x)
+    torch.testing.assert_close(out, x @ weight.T + bias)
+    grad_out = torch.randn_like(out)
+    out.backward(grad_out)
+    expected = grad_out.T @ x  # dL/dW of y = W x + b
+    torch.testing.assert_close(layer.weight_mu.grad, expected)
+    torch.testing.assert_close(
+        layer.weight_sigma.grad, expected * torch.outer(layer.noise_out, layer.noise_in)
+    )
+    torch.testing.assert_close(layer.bias_sigma.grad, grad_out.sum(0) * layer.noise_out)
