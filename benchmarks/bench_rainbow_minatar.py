@@ -7,14 +7,15 @@ with ``anew report`` over all runs (scores min-max normalised per game, so the t
 reports each game on its own scale: ``anew report`` (IQM of the final evaluation's mean return, 95%
 stratified-bootstrap interval) and mean +- standard error from the same eval.json files.
 
-The agents share everything but Rainbow's parts: the small MinAtar conv torso, Adam (lr 2.5e-4,
-eps 3.125e-4), batch 32, a 100k replay, learning from 1,000 steps, one update every 4 steps, a target
-sync every 1,000 steps, evaluation epsilon 0.001. DQN: 1-step Huber TD, uniform replay, epsilon 1 ->
-0.01 over 50k steps. Rainbow: the ``minatar`` preset (C51 on [-100, 100], 3-step returns,
-prioritized replay, dueling, noisy nets instead of epsilon, double Q); ``rainbow-no-noisy``: the same
-without noisy nets, exploring with DQN's epsilon schedule; ``rainbow-vmax10``: the full preset with
-its support on [-10, 10]; ``rainbow-no-c51``: the full preset with a scalar Q head and the Huber TD loss
-instead of C51. Rerunning the same command skips finished runs.
+The agents share everything but Rainbow's parts and the learning rate: the small MinAtar conv torso,
+Adam (eps 3.125e-4), batch 32, a 100k replay, learning from 1,000 steps, one update every 4 steps, a
+target sync every 1,000 steps, evaluation epsilon 0.001. DQN: 1-step Huber TD, uniform replay, epsilon
+1 -> 0.01 over 50k steps, lr 2.5e-4 (``dqn``) or 1e-3 (``dqn-lr1e-3``). Rainbow: the ``minatar`` preset
+(C51 on [-100, 100], 3-step returns, prioritized replay, dueling, noisy nets instead of epsilon, double
+Q) with its lr of 1e-3 (``rainbow-lr1e-3``) or DQN's 2.5e-4 (``rainbow``, the preset's first lr); at
+lr 2.5e-4 also ``rainbow-no-noisy`` (epsilon instead of noisy nets), ``rainbow-vmax10`` (support on
+[-10, 10]) and ``rainbow-no-c51`` (a scalar Q head with the Huber TD loss). Rerunning the same command
+skips finished runs.
 """
 
 from __future__ import annotations
@@ -66,23 +67,33 @@ def write_spec(out_dir: Path, steps: int, seeds: int, eval_episodes: int) -> Pat
         "",
         "[agents.rainbow]",
         'agent = "rainbow"',
-        'train_args = {preset = "minatar"}',
+        'train_args = {preset = "minatar", lr = 2.5e-4}',
         "",
         "[agents.rainbow-no-noisy]",  # Rainbow without noisy nets, exploring with DQN's epsilon schedule
         'agent = "rainbow"',
-        'train_args = {preset = "minatar", noisy = false}',
+        'train_args = {preset = "minatar", lr = 2.5e-4, noisy = false}',
         "",
         "[agents.rainbow-vmax10]",  # the full Rainbow with its C51 support on [-10, 10] (Dopamine's Atari default)
         'agent = "rainbow"',
-        'train_args = {preset = "minatar", v_max = 10.0}',
+        'train_args = {preset = "minatar", lr = 2.5e-4, v_max = 10.0}',
         "",
         "[agents.rainbow-no-c51]",  # Rainbow's other five parts on a scalar Q head (the part-by-part probe)
         'agent = "rainbow"',
-        'train_args = {preset = "minatar", distributional = false}',
+        'train_args = {preset = "minatar", lr = 2.5e-4, distributional = false}',
+        "",
+        "[agents.rainbow-lr1e-3]",  # the `minatar` preset as it is now: lr 1e-3, 4x the others'
+        'agent = "rainbow"',
+        'train_args = {preset = "minatar", lr = 1e-3}',
         "",
         "[agents.dqn]",
         'agent = "dqn"',
         "train_args = {" + ", ".join(f"{k} = {toml_value(v)}" for k, v in DQN_FLAGS.items()) + "}",
+        "",
+        "[agents.dqn-lr1e-3]",  # DQN with the same larger learning rate, so the lr is not Rainbow's alone
+        'agent = "dqn"',
+        "train_args = {"
+        + ", ".join(f"{k} = {toml_value(v)}" for k, v in {**DQN_FLAGS, "lr": 1e-3}.items())
+        + "}",
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = out_dir / "spec.toml"
