@@ -12,10 +12,12 @@ Adam (eps 3.125e-4), batch 32, a 100k replay, learning from 1,000 steps, one upd
 target sync every 1,000 steps, evaluation epsilon 0.001. DQN: 1-step Huber TD, uniform replay, epsilon
 1 -> 0.01 over 50k steps, lr 2.5e-4 (``dqn``) or 1e-3 (``dqn-lr1e-3``). Rainbow: the ``minatar`` preset
 (C51 on [-100, 100], 3-step returns, prioritized replay, dueling, noisy nets instead of epsilon, double
-Q) with its lr of 1e-3 (``rainbow-lr1e-3``) or DQN's 2.5e-4 (``rainbow``, the preset's first lr); at
-lr 2.5e-4 also ``rainbow-no-noisy`` (epsilon instead of noisy nets), ``rainbow-vmax10`` (support on
+Q) as it is now, lr 1e-3 and noise scale 0.5 (``rainbow-lr1e-3-sigma05``); with Dopamine's noise scale
+0.1 (``rainbow-lr1e-3``); at DQN's lr 2.5e-4 and scale 0.1 (``rainbow``, the preset's first settings),
+and from there ``rainbow-no-noisy`` (epsilon instead of noisy nets), ``rainbow-vmax10`` (support on
 [-10, 10]) and ``rainbow-no-c51`` (a scalar Q head with the Huber TD loss). Rerunning the same command
-skips finished runs.
+skips finished runs. ``--first-seed 6 --agents rainbow-lr1e-3-sigma05 dqn-lr1e-3`` reruns a comparison on
+fresh seeds (use a new ``--out-dir``).
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ def toml_value(value: object) -> str:
     return json.dumps(value)  # numbers and strings: JSON spelling is valid TOML
 
 
-def write_spec(out_dir: Path, steps: int, seeds: int, eval_episodes: int) -> Path:
+def write_spec(
+    out_dir: Path, steps: int, seeds: list[int], eval_episodes: int, agents: list[str] | None = None
+) -> Path:
     evals = max(steps // 5, 1)
     run_flags = {
         "total-steps": steps,
@@ -61,13 +65,13 @@ def write_spec(out_dir: Path, steps: int, seeds: int, eval_episodes: int) -> Pat
     lines = [
         f"out_dir = {toml_value(str(out_dir.resolve()))}",  # a relative one would be relative to the spec
         f"envs = {json.dumps([f'anew/MinAtar-{game}-v0' for game in GAMES])}",
-        f"seeds = {list(range(1, seeds + 1))}",
+        f"seeds = {seeds}",
         "train_args = {" + ", ".join(f"{k} = {toml_value(v)}" for k, v in run_flags.items()) + "}",
         'report_args = ["--normalize", "minmax"]',
         "",
         "[agents.rainbow]",
         'agent = "rainbow"',
-        'train_args = {preset = "minatar", lr = 2.5e-4}',
+        'train_args = {preset = "minatar", lr = 2.5e-4, noisy_sigma0 = 0.1}',
         "",
         "[agents.rainbow-no-noisy]",  # Rainbow without noisy nets, exploring with DQN's epsilon schedule
         'agent = "rainbow"',
@@ -75,15 +79,19 @@ def write_spec(out_dir: Path, steps: int, seeds: int, eval_episodes: int) -> Pat
         "",
         "[agents.rainbow-vmax10]",  # the full Rainbow with its C51 support on [-10, 10] (Dopamine's Atari default)
         'agent = "rainbow"',
-        'train_args = {preset = "minatar", lr = 2.5e-4, v_max = 10.0}',
+        'train_args = {preset = "minatar", lr = 2.5e-4, noisy_sigma0 = 0.1, v_max = 10.0}',
         "",
         "[agents.rainbow-no-c51]",  # Rainbow's other five parts on a scalar Q head (the part-by-part probe)
         'agent = "rainbow"',
-        'train_args = {preset = "minatar", lr = 2.5e-4, distributional = false}',
+        'train_args = {preset = "minatar", lr = 2.5e-4, noisy_sigma0 = 0.1, distributional = false}',
         "",
-        "[agents.rainbow-lr1e-3]",  # the `minatar` preset as it is now: lr 1e-3, 4x the others'
+        "[agents.rainbow-lr1e-3]",  # lr 1e-3, 4x the others, with Dopamine's noise scale
         'agent = "rainbow"',
-        'train_args = {preset = "minatar", lr = 1e-3}',
+        'train_args = {preset = "minatar", lr = 1e-3, noisy_sigma0 = 0.1}',
+        "",
+        "[agents.rainbow-lr1e-3-sigma05]",  # the `minatar` preset now: lr 1e-3, the Rainbow paper's noise scale
+        'agent = "rainbow"',
+        'train_args = {preset = "minatar", lr = 1e-3, noisy_sigma0 = 0.5}',
         "",
         "[agents.dqn]",
         'agent = "dqn"',
@@ -95,6 +103,21 @@ def write_spec(out_dir: Path, steps: int, seeds: int, eval_episodes: int) -> Pat
         + ", ".join(f"{k} = {toml_value(v)}" for k, v in {**DQN_FLAGS, "lr": 1e-3}.items())
         + "}",
     ]
+    if agents:  # keep only the named agents' tables
+        tables = "\n".join(lines).split("\n\n")
+        unknown = set(agents) - {
+            t.split("]")[0].removeprefix("[agents.") for t in tables if t.startswith("[agents.")
+        }
+        if unknown:
+            raise SystemExit(
+                f"unknown agents {sorted(unknown)}: pick from the [agents.*] tables of this script"
+            )
+        keep = [
+            t
+            for t in tables
+            if not t.startswith("[agents.") or t.split("]")[0].removeprefix("[agents.") in agents
+        ]
+        lines = "\n\n".join(keep).split("\n")
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = out_dir / "spec.toml"
     spec.write_text("\n".join(lines) + "\n")
@@ -121,6 +144,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=100_000, help="agent steps per run")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=1, help="seeds are first-seed, first-seed + 1, ...")
+    parser.add_argument("--agents", nargs="*", help="run only these agents (labels of the [agents.*] tables)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--out-dir", type=Path, default=Path("runs/rainbow_minatar"))
@@ -128,7 +153,8 @@ def main() -> int:
 
     from anew.runners import sweep
 
-    spec = write_spec(args.out_dir, args.steps, args.seeds, args.eval_episodes)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    spec = write_spec(args.out_dir, args.steps, seeds, args.eval_episodes, args.agents)
     status = sweep.main([str(spec), "--workers", str(args.workers)])
     if status != 0:
         return status
