@@ -51,13 +51,40 @@ def toml_value(value: object) -> str:
     return json.dumps(value)  # numbers and strings: JSON spelling is valid TOML
 
 
+MINATAR = {"preset": "minatar"}
+# label -> (agent, its own flags). Every agent pins what it ran with, so preset changes do not move it.
+AGENTS: dict[str, tuple[str, dict[str, object]]] = {
+    # Rainbow at DQN's lr and Dopamine's noise scale: the preset's first settings.
+    "rainbow": ("rainbow", {**MINATAR, "lr": 2.5e-4, "noisy_sigma0": 0.1}),
+    # ... without noisy nets, exploring with DQN's epsilon schedule.
+    "rainbow-no-noisy": ("rainbow", {**MINATAR, "lr": 2.5e-4, "noisy": False}),
+    # ... with its C51 support on [-10, 10] (Dopamine's Atari default).
+    "rainbow-vmax10": ("rainbow", {**MINATAR, "lr": 2.5e-4, "noisy_sigma0": 0.1, "v_max": 10.0}),
+    # ... Rainbow's other five parts on a scalar Q head (the part-by-part probe).
+    "rainbow-no-c51": ("rainbow", {**MINATAR, "lr": 2.5e-4, "noisy_sigma0": 0.1, "distributional": False}),
+    # lr 1e-3, 4x the others, with Dopamine's noise scale.
+    "rainbow-lr1e-3": ("rainbow", {**MINATAR, "lr": 1e-3, "noisy_sigma0": 0.1}),
+    # The `minatar` preset now: lr 1e-3 and the Rainbow paper's noise scale.
+    "rainbow-lr1e-3-sigma05": ("rainbow", {**MINATAR, "lr": 1e-3, "noisy_sigma0": 0.5}),
+    "dqn": ("dqn", DQN_FLAGS),
+    # DQN with the same larger learning rate, so the lr is not Rainbow's alone.
+    "dqn-lr1e-3": ("dqn", {**DQN_FLAGS, "lr": 1e-3}),
+}
+
+
+def toml_table(flags: dict[str, object]) -> str:
+    return "{" + ", ".join(f"{key} = {toml_value(value)}" for key, value in flags.items()) + "}"
+
+
 def write_spec(
     out_dir: Path, steps: int, seeds: list[int], eval_episodes: int, agents: list[str] | None = None
 ) -> Path:
-    evals = max(steps // 5, 1)
+    unknown = sorted(set(agents or ()) - set(AGENTS))
+    if unknown:
+        raise SystemExit(f"unknown agents {unknown}: pick from {', '.join(AGENTS)}")
     run_flags = {
         "total-steps": steps,
-        "eval-every": evals,
+        "eval-every": max(steps // 5, 1),
         "eval-episodes": eval_episodes,
         "checkpoint-every": steps,
         "threads": 1,
@@ -66,58 +93,12 @@ def write_spec(
         f"out_dir = {toml_value(str(out_dir.resolve()))}",  # a relative one would be relative to the spec
         f"envs = {json.dumps([f'anew/MinAtar-{game}-v0' for game in GAMES])}",
         f"seeds = {seeds}",
-        "train_args = {" + ", ".join(f"{k} = {toml_value(v)}" for k, v in run_flags.items()) + "}",
+        f"train_args = {toml_table(run_flags)}",
         'report_args = ["--normalize", "minmax"]',
-        "",
-        "[agents.rainbow]",
-        'agent = "rainbow"',
-        'train_args = {preset = "minatar", lr = 2.5e-4, noisy_sigma0 = 0.1}',
-        "",
-        "[agents.rainbow-no-noisy]",  # Rainbow without noisy nets, exploring with DQN's epsilon schedule
-        'agent = "rainbow"',
-        'train_args = {preset = "minatar", lr = 2.5e-4, noisy = false}',
-        "",
-        "[agents.rainbow-vmax10]",  # the full Rainbow with its C51 support on [-10, 10] (Dopamine's Atari default)
-        'agent = "rainbow"',
-        'train_args = {preset = "minatar", lr = 2.5e-4, noisy_sigma0 = 0.1, v_max = 10.0}',
-        "",
-        "[agents.rainbow-no-c51]",  # Rainbow's other five parts on a scalar Q head (the part-by-part probe)
-        'agent = "rainbow"',
-        'train_args = {preset = "minatar", lr = 2.5e-4, noisy_sigma0 = 0.1, distributional = false}',
-        "",
-        "[agents.rainbow-lr1e-3]",  # lr 1e-3, 4x the others, with Dopamine's noise scale
-        'agent = "rainbow"',
-        'train_args = {preset = "minatar", lr = 1e-3, noisy_sigma0 = 0.1}',
-        "",
-        "[agents.rainbow-lr1e-3-sigma05]",  # the `minatar` preset now: lr 1e-3, the Rainbow paper's noise scale
-        'agent = "rainbow"',
-        'train_args = {preset = "minatar", lr = 1e-3, noisy_sigma0 = 0.5}',
-        "",
-        "[agents.dqn]",
-        'agent = "dqn"',
-        "train_args = {" + ", ".join(f"{k} = {toml_value(v)}" for k, v in DQN_FLAGS.items()) + "}",
-        "",
-        "[agents.dqn-lr1e-3]",  # DQN with the same larger learning rate, so the lr is not Rainbow's alone
-        'agent = "dqn"',
-        "train_args = {"
-        + ", ".join(f"{k} = {toml_value(v)}" for k, v in {**DQN_FLAGS, "lr": 1e-3}.items())
-        + "}",
     ]
-    if agents:  # keep only the named agents' tables
-        tables = "\n".join(lines).split("\n\n")
-        unknown = set(agents) - {
-            t.split("]")[0].removeprefix("[agents.") for t in tables if t.startswith("[agents.")
-        }
-        if unknown:
-            raise SystemExit(
-                f"unknown agents {sorted(unknown)}: pick from the [agents.*] tables of this script"
-            )
-        keep = [
-            t
-            for t in tables
-            if not t.startswith("[agents.") or t.split("]")[0].removeprefix("[agents.") in agents
-        ]
-        lines = "\n\n".join(keep).split("\n")
+    for label, (agent, flags) in AGENTS.items():
+        if not agents or label in agents:
+            lines += ["", f"[agents.{label}]", f'agent = "{agent}"', f"train_args = {toml_table(flags)}"]
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = out_dir / "spec.toml"
     spec.write_text("\n".join(lines) + "\n")
