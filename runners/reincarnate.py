@@ -53,10 +53,9 @@ from anew.runners.train import (
     Trainer,
     _write_json_atomic,
     check_run_args,
-    default_run_dir,
     env_protocol_for,
     load_agent_from_checkpoint,
-    prepare_run_dir,
+    new_run_dir,
     seed_everything,
 )
 
@@ -344,16 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.teacher_eval_episodes < 0:
         raise AnewError(f"--teacher-eval-episodes must not be negative (got {args.teacher_eval_episodes})")
     label = f"{method_name}-{args.agent}"
-    run_dir = Path(run.run_dir) if run.run_dir else default_run_dir(run, label)
-    fresh = not run_dir.exists()
-    prepare_run_dir(dataclasses.replace(run, run_dir=str(run_dir)), label)
-    print(f"run directory: {run_dir}", file=sys.stderr)
-    try:
+    with new_run_dir(run, label) as run_dir:
+        print(f"run directory: {run_dir}", file=sys.stderr)
         trainer = reincarnate(method_name, args, run, agent_config, config, run_dir)
-    except AnewError:
-        if fresh and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # refused before it wrote anything (e.g. no such teacher): leave no empty folder
-        raise
     final = trainer.evaluations[-1]
     print(f"done: {label} on {run.env_id}, final mean eval return {np.mean(final['returns']):.2f} "
           f"(teacher-normalised {final['extra']['teacher_normalized_score']:.3f}); run directory {run_dir}")

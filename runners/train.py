@@ -7,13 +7,14 @@ evaluation every ``--eval-every`` agent steps (``eval.json``), checkpoints every
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -344,6 +345,21 @@ def prepare_run_dir(run: RunArgs, agent_name: str) -> Path:
     return run_dir
 
 
+@contextlib.contextmanager
+def new_run_dir(run: RunArgs, name: str) -> Iterator[Path]:
+    """:func:`prepare_run_dir` for a run about to start; a run refused before it writes anything (an env that
+    rejects a flag, a missing teacher) leaves no empty folder behind. A folder with anything in it stays."""
+    run_dir = Path(run.run_dir) if run.run_dir else default_run_dir(run, name)
+    fresh = not run_dir.exists()
+    prepare_run_dir(dataclasses.replace(run, run_dir=str(run_dir)), name)
+    try:
+        yield run_dir
+    except BaseException:
+        if fresh and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "directbackprop":  # trained through the differentiable simulator, not the env loop
@@ -354,11 +370,11 @@ def main(argv: list[str] | None = None) -> int:
     run = dataclasses.replace(run, env_protocol=env_protocol_for(run, run.preset))
     check_run_args(run)
     registry.check_config(config)
-    run_dir = prepare_run_dir(run, agent_name)
-    trainer = Trainer(agent_name, run, config, run_dir)
-    _write_json_atomic(run_dir / "config.json", trainer.resolved_config())
-    print(f"run directory: {run_dir}", file=sys.stderr)
-    trainer.train()
+    with new_run_dir(run, agent_name) as run_dir:
+        trainer = Trainer(agent_name, run, config, run_dir)
+        _write_json_atomic(run_dir / "config.json", trainer.resolved_config())
+        print(f"run directory: {run_dir}", file=sys.stderr)
+        trainer.train()
     final = trainer.evaluations[-1]
     print(f"done: {agent_name} on {run.env_id}, final mean eval return {np.mean(final['returns']):.2f}; "
           f"logs, checkpoints and eval.json in {run_dir}")

@@ -81,6 +81,18 @@ def test_existing_run_is_never_overwritten(tmp_path: Path, capsys) -> None:
     assert (run / "eval.json").read_bytes() == before
 
 
+def test_a_run_refused_before_it_writes_anything_leaves_no_folder(tmp_path: Path, capsys) -> None:
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    for run_dir in (tmp_path / "new" / "run", kept):  # the env rejects the flag once the run folder exists
+        argv = ["train", "dqn", "--env-id", "CartPole-v1", "--no-such-env-option", "1", "--run-dir", str(run_dir)]
+        assert main(argv) == 2
+        assert "check the flag names" in capsys.readouterr().err
+    assert not (tmp_path / "new" / "run").exists()
+    assert (kept / "notes.txt").read_text() == "mine"  # a folder the user already had stays as it was
+
+
 def test_truncated_or_foreign_checkpoint_is_refused(tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
     assert train(run) == 0
