@@ -14,6 +14,7 @@ from typing import Any
 import gymnasium as gym
 
 from anew.envs.atari import PROTOCOLS, is_atari, make_atari_env, make_atari_vector_env, protocol
+from anew.envs.multiagent import is_multiagent, make_parallel, make_team_env, parallel_env_ids
 from anew.envs.vector import SeededVectorEnv, final_next_obs
 from anew.errors import AnewError
 
@@ -21,8 +22,11 @@ __all__ = [
     "PROTOCOLS",
     "SeededVectorEnv",
     "final_next_obs",
+    "is_multiagent",
     "list_envs",
     "make_env",
+    "make_parallel",
+    "make_team_env",
     "make_vector_env",
     "register_envs",
 ]
@@ -124,9 +128,5 @@ def list_envs() -> list[tuple[str, str]]:
         pass
     ids = sorted(gym.registry)
     rows = [(env_id, "gymnasium") for env_id in ids]
-    try:
-        from anew.envs.multiagent import PARALLEL_ENVS  # CommNet/SOM worlds, when present
-    except ImportError:
-        PARALLEL_ENVS = {}
-    rows += [(env_id, "pettingzoo") for env_id in sorted(PARALLEL_ENVS)]
+    rows += [(env_id, "pettingzoo") for env_id in sorted(parallel_env_ids())]
     return rows
