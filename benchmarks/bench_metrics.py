@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from anew.runners import metrics
+from anew.analysis import metrics
 
 NAMES = ("IQM", "Median", "Mean", "Optimality Gap")
 

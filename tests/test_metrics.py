@@ -21,8 +21,8 @@ import functools
 import numpy as np
 import pytest
 
+from anew.analysis import metrics
 from anew.errors import AnewError
-from anew.runners import metrics
 
 REPS = 50_000
 

@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from anew.analysis import normalization
+from anew.analysis.report import compute_report
+from anew.analysis.runs import collect_paths, load_runs
 from anew.errors import AnewError
-from anew.runners import normalization, report
+from anew.runners import report
 from anew.runners.cli import main as cli_main
 
 STEPS = (1000, 2000, 3000)
@@ -62,8 +65,8 @@ def two_settings(root: Path) -> dict[tuple[float, int], float]:
 def run_report(pattern: Path, **settings) -> dict:
     """compute_report on the runs a glob names, without figures, at 2,000 resamples."""
     args = report.ReportArgs(paths=(str(pattern),), plots=False, reps=2000, **settings)
-    runs = report.load_runs(report.collect_paths(args.paths), args.label_by, args.mixed_configs)
-    return report.compute_report(runs, args)
+    runs = load_runs(collect_paths(args.paths), args.label_by, args.mixed_configs)
+    return compute_report(runs, args)
 
 
 def test_report_on_two_settings_writes_table_json_and_figures(tmp_path, capsys):
@@ -108,10 +111,10 @@ def test_report_on_two_settings_writes_table_json_and_figures(tmp_path, capsys):
 def test_same_seed_same_json_and_step_selects_an_evaluation(tmp_path):
     two_settings(tmp_path)
     args = report.ReportArgs(paths=(str(tmp_path / "*"),), plots=False, reps=2000, label_by=("lr",))
-    runs = report.load_runs(report.collect_paths(args.paths), args.label_by)
-    first, again = report.compute_report(runs, args), report.compute_report(runs, args)
+    runs = load_runs(collect_paths(args.paths), args.label_by)
+    first, again = compute_report(runs, args), compute_report(runs, args)
     assert first == again
-    at_2000 = report.compute_report(runs, report.ReportArgs(**{**vars(args), "step": 2000}))
+    at_2000 = compute_report(runs, report.ReportArgs(**{**vars(args), "step": 2000}))
     assert at_2000["steps"] == {"CartPole-v1": 2000}
     assert at_2000["metrics"]["Mean"] != first["metrics"]["Mean"]
 
@@ -160,10 +163,10 @@ def test_teacher_reference_and_minmax_normalisation(tmp_path):
 # ----------------------------------------------------------------------------- bad input
 def test_empty_glob_is_an_error(tmp_path):
     with pytest.raises(AnewError, match="matches no file"):
-        report.collect_paths([str(tmp_path / "nothing*")])
+        collect_paths([str(tmp_path / "nothing*")])
     (tmp_path / "empty").mkdir()
     with pytest.raises(AnewError, match="no eval.json"):
-        report.collect_paths([str(tmp_path / "empty")])
+        collect_paths([str(tmp_path / "empty")])
 
 
 def test_different_step_budgets_in_one_task_name_the_runs(tmp_path):
@@ -205,7 +208,7 @@ def test_config_differences_need_a_label_and_duplicates_are_refused(tmp_path):
     two_settings(tmp_path / "a")
     with pytest.raises(AnewError, match="differ in config .*--label-by agent_config.lr"):
         run_report(tmp_path / "a" / "*")
-    pooled = report.load_runs(report.collect_paths([str(tmp_path / "a" / "*")]), mixed_configs=True)
+    pooled = load_runs(collect_paths([str(tmp_path / "a" / "*")]), mixed_configs=True)
     assert {run.label for run in pooled} == {"dqn"}
     write_run(tmp_path / "b", "one", seed=4)
     write_run(tmp_path / "b", "two", seed=4)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from anew.analysis.runs import collect_paths
 from anew.errors import AnewError
-from anew.runners import report, sweep
+from anew.runners import sweep
 
 FAKE_TRAINER = """
 import argparse, json, pathlib, sys
@@ -142,7 +143,7 @@ def test_local_sweep_reports_failures_retries_only_them_and_ends_with_a_report(t
     ]
     assert (out_dir / "failed" / "CartPole-v1__fast__1.1").is_dir()  # the crashed attempt, set aside
     (out_dir / "failed" / "CartPole-v1__fast__1.1" / "eval.json").write_text("{}")  # a half-written attempt
-    assert len(report.collect_paths([str(out_dir)])) == 4  # reporting the folder ignores set-aside attempts
+    assert len(collect_paths([str(out_dir)])) == 4  # reporting the folder ignores set-aside attempts
     result = json.loads((out_dir / "report" / "report.json").read_text())
     assert result["runs"] == {"fast": 2, "slow": 2}
     assert result["probability_of_improvement"]["fast>slow"]["point"] == 1.0

@@ -1,5 +1,6 @@
-"""From ``eval.json`` files to rliable's score matrices, refusing anything that would silently skew them.
+"""From run folders to rliable's score matrices, refusing anything that would silently skew them.
 
+``collect_paths`` finds the ``eval.json`` files named by run directories, files, folders and globs.
 ``load_runs`` reads and validates run files and gives each run its label: the agent, the label
 ``anew sweep`` recorded in the ``sweep.json`` next to the run directory, or with ``--label-by`` the agent
 plus those config values. ``build_matrices`` picks each run's evaluation, normalises it, and lays the
@@ -9,8 +10,10 @@ scores out as ``{label: (runs, tasks)}`` plus ``{label: (steps, (runs, tasks, po
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from anew.analysis import normalization
+from anew.analysis.normalization import Bounds
 from anew.errors import AnewError
-from anew.runners import normalization
-from anew.runners.normalization import Bounds
 
 # Config keys (last dotted part) that differ between runs of one setting by design, or do not change
 # results; they never split or block a group. Keys ending in _dir or _path are skipped too. Budgets
@@ -338,3 +341,40 @@ def build_matrices(
     }[scheme]
     step_description = f"step {step}" if step is not None else "each run's final evaluation"
     return Matrices(scores, curves, tasks, steps, run_dirs, description, step_description)
+
+
+def _set_aside_by_sweep(path: Path) -> bool:
+    """Attempts ``anew sweep`` moved to ``OUT/failed/`` are history, not results."""
+    return any(
+        parent.name == "failed" and (parent.parent / "sweep.json").is_file() for parent in path.parents
+    )
+
+
+def collect_paths(patterns: tuple[str, ...] | list[str]) -> list[Path]:
+    """The eval.json files named by run dirs, files, folders and globs; skipped folders go to stderr."""
+    if not patterns:
+        raise AnewError("no run directories given; pass run dirs or globs, e.g. anew report runs/*")
+    found: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+        matches = [Path(match) for match in matches if Path(match).exists()]
+        if not matches:
+            raise AnewError(f"{pattern!r} matches no file or directory; check the path or the glob")
+        for match in matches:
+            if match.is_file() and (match.name == "eval.json" or not glob.has_magic(pattern)):
+                found.append(match)
+            elif match.is_file():
+                print(f"anew report: skipping {match}: not an eval.json", file=sys.stderr)
+            elif (match / "eval.json").is_file():
+                found.append(match / "eval.json")
+            else:
+                below = [path for path in sorted(match.rglob("eval.json")) if not _set_aside_by_sweep(path)]
+                if not below:
+                    print(f"anew report: skipping {match}: no eval.json in it", file=sys.stderr)
+                found.extend(below)
+    unique = list(dict.fromkeys(path.resolve() for path in found))
+    if not unique:
+        raise AnewError(
+            f"no eval.json found under {' '.join(patterns)}; point anew report at run directories"
+        )
+    return unique
