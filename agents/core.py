@@ -1,14 +1,41 @@
-"""The small shared vocabulary of anew: transition batches and the agent protocol.
+"""The small shared vocabulary of anew: the agent spec, transition batches and the agent protocol.
 
 Everything else (buffers, losses, runners) speaks in these terms, the way Acme's ``core.py`` does.
+An agent is built as ``AgentClass(config, spec)``; the runner then loops
+``episode_start`` (where episodes began) -> ``act`` -> env.step -> ``observe`` -> ``update``.
+Evaluation calls ``episode_start`` and ``act(explore=False, rng=its own generator)`` and nothing else, so
+it never changes what training does next.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import gymnasium as gym
 import numpy as np
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """What an agent is built for: one slot's spaces, the batch of envs, seed, device and, for teams,
+    the agent slots it controls (observations then carry an agent axis after the env axis)."""
+
+    observation_space: gym.Space
+    action_space: gym.Space
+    num_envs: int = 1
+    seed: int = 0
+    device: str = "cpu"
+    agent_ids: tuple[str, ...] = ()
+    """Team slots (``car_0 …``) of a multi-agent env; empty for a single-agent env."""
+
+    @property
+    def is_team(self) -> bool:
+        return bool(self.agent_ids)
+
+    @property
+    def num_agents(self) -> int:
+        return len(self.agent_ids) or 1
 
 
 @dataclass
@@ -18,6 +45,10 @@ class TransitionBatch:
     ``terminated`` ends bootstrapping (a true terminal state); ``truncated`` (a time limit) does not.
     ``next_obs`` is the observation that follows ``obs`` in the same episode, also when the
     episode just ended (the vector env's final observation, never the reset one).
+
+    Team envs add an agent axis after the env axis to ``obs``, ``action``, ``reward`` and ``next_obs``
+    (``terminated``/``truncated`` stay per env), ``active`` ``[envs, agents]`` says which slots were on the
+    board at ``obs``, and ``extras`` holds what else the env reported (``to_move``, true goals, …).
     """
 
     obs: np.ndarray
@@ -26,6 +57,8 @@ class TransitionBatch:
     terminated: np.ndarray
     truncated: np.ndarray
     next_obs: np.ndarray
+    active: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def num_envs(self) -> int:
@@ -36,8 +69,16 @@ class TransitionBatch:
 class Agent(Protocol):
     """Acts and learns; never owns the environment loop (the runner does)."""
 
-    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
-        """Actions for a batch of observations (leading env axis)."""
+    replay: Any
+    """The replay buffer the runner checkpoints beside the weights (None for on-policy agents)."""
+
+    def episode_start(self, mask: np.ndarray) -> None:
+        """Episodes (re)started in the envs where ``mask`` is true: reset per-episode state there."""
+
+    def act(self, obs: np.ndarray, explore: bool = True, rng: np.random.Generator | None = None,
+            info: dict[str, Any] | None = None) -> np.ndarray:
+        """Actions for a batch of observations (leading env axis). ``rng``, when given, is the only source
+        of randomness (evaluation passes its own); ``info`` is the env's info for ``obs`` (team masks)."""
 
     def observe(self, batch: TransitionBatch) -> None:
         """Record one step of every env (the agent counts its own steps)."""
@@ -45,7 +86,22 @@ class Agent(Protocol):
     def update(self) -> dict[str, float]:
         """Take the gradient steps that are due now; return scalars to log (empty if none)."""
 
+    def diagnostics(self) -> dict[str, float]:
+        """Scalars worth logging at any time (``charts/epsilon``); empty if none."""
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: weights, optimizer, target net, counters."""
+        """Everything needed to continue exactly: weights, optimizer, target net, counters, RNG states."""
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class AgentBase:
+    """Defaults for the optional parts of :class:`Agent`: no replay, no per-episode state, no diagnostics."""
+
+    replay: Any = None
+
+    def episode_start(self, mask: np.ndarray) -> None:
+        pass
+
+    def diagnostics(self) -> dict[str, float]:
+        return {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,10 +17,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from anew.agents.core import TransitionBatch
-from anew.agents.losses import linear_epsilon, q_learning_target, td_loss
+from anew.agents.core import AgentBase, AgentSpec, TransitionBatch
+from anew.agents.losses import epsilon_greedy, linear_schedule, q_learning_target, td_loss
 from anew.agents.networks import QNetwork, default_torso, make_torso
-from anew.agents.replay import ReplayBuffer
+from anew.agents.replay import ReplayBuffer, ReplaySample
 from anew.errors import AnewError
 
 
@@ -101,22 +102,27 @@ def default_preset(env_id: str) -> str:
     return "dopamine" if env_id.startswith("ALE/") else "classic-control"
 
 
-class DQNAgent:
-    """Epsilon-greedy acting on an online Q-network; learning from replay against a target network."""
+# A term added to the TD loss (reincarnation's teacher terms): (sample, online Q-values (B, A) with gradient)
+# -> (scalar loss already weighted, scalars to log).
+ExtraLoss = Callable[[ReplaySample, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 
-    def __init__(
-        self,
-        config: DQNConfig,
-        observation_space: gym.spaces.Box,
-        action_space: gym.spaces.Discrete,
-        num_envs: int = 1,
-        seed: int = 0,
-        device: str = "cpu",
-    ):
+
+class DQNAgent(AgentBase):
+    """Epsilon-greedy acting on an online Q-network; learning from replay against a target network.
+
+    ``loss`` (per-sample TD loss and Q-values of a sampled batch) is the hook Rainbow overrides and
+    reincarnation students add their teacher term to (``learn_on(sample, extra_loss)``).
+    """
+
+    def __init__(self, config: DQNConfig, spec: AgentSpec):
+        observation_space, action_space = spec.observation_space, spec.action_space
+        if spec.is_team:
+            raise AnewError("DQN controls one agent, not a team; use commnet or som on multi-agent envs")
         if not isinstance(action_space, gym.spaces.Discrete):
             raise AnewError(f"DQN needs a discrete action space, got {action_space}; pick a discrete env")
+        num_envs, seed = spec.num_envs, spec.seed
         self.config = config
-        self.device = torch.device(device)
+        self.device = torch.device(spec.device)
         self.num_actions = int(action_space.n)
         obs_shape = tuple(observation_space.shape)
         torso = make_torso(default_torso(obs_shape) if config.torso == "auto" else config.torso, obs_shape, config.hidden)
@@ -159,7 +165,20 @@ class DQNAgent:
     @property
     def epsilon(self) -> float:
         c = self.config
-        return linear_epsilon(self.steps, c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps, c.learning_starts)
+        return linear_schedule(self.steps, c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps, c.learning_starts)
+
+    @property
+    def explores_by_noise(self) -> bool:
+        """True when the network's own noise explores (noisy nets) and epsilon stays 0."""
+        return False
+
+    @property
+    def distributional(self) -> bool:
+        """True when the network predicts return distributions (C51) rather than Q-values."""
+        return False
+
+    def diagnostics(self) -> dict[str, float]:
+        return {"charts/epsilon": float(self.epsilon)}
 
     def to_tensor(self, obs: np.ndarray) -> torch.Tensor:
         tensor = torch.as_tensor(obs, device=self.device)
@@ -171,13 +190,10 @@ class DQNAgent:
     def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
         return self.online(self.to_tensor(obs)).argmax(dim=1).cpu().numpy()
 
-    def act(self, obs: np.ndarray, explore: bool = True) -> np.ndarray:
+    def act(self, obs: np.ndarray, explore: bool = True, rng: np.random.Generator | None = None,
+            info: dict[str, Any] | None = None) -> np.ndarray:
         epsilon = self.epsilon if explore else self.config.eval_epsilon
-        actions = self.greedy_actions(obs)
-        random_mask = self.rng.random(len(actions)) < epsilon
-        if random_mask.any():
-            actions[random_mask] = self.rng.integers(0, self.num_actions, size=int(random_mask.sum()))
-        return actions
+        return epsilon_greedy(self.greedy_actions(obs), epsilon, self.num_actions, rng or self.rng)
 
     # ------------------------------------------------------------------ learning
     def observe(self, batch: TransitionBatch) -> None:
@@ -187,20 +203,24 @@ class DQNAgent:
         self.replay.add(batch.obs, batch.action, reward, batch.terminated, batch.truncated, batch.next_obs)
         self.steps += batch.num_envs
 
-    def update(self) -> dict[str, float]:
-        """Take the gradient steps that are due after the last ``observe``; sync the target net."""
+    def update(self, sample_batch: Callable[[], ReplaySample] | None = None, extra_loss: ExtraLoss | None = None,
+               follow_lr_schedule: bool = True) -> dict[str, float]:
+        """Take the gradient steps that are due after the last ``observe``; sync the target net.
+
+        Students pass where their batches come from (``sample_batch``), their teacher term (``extra_loss``) and
+        ``follow_lr_schedule=False`` (they set the learning rate themselves); the schedule is the agent's own.
+        """
         c = self.config
         if self.steps < c.learning_starts or not self.replay.can_sample(c.batch_size):
             return {}
-        if c.lr_decay_steps > 0:  # a function of the step count alone, so resumed runs follow it exactly
-            for group in self.optimizer.param_groups:
-                group["lr"] = linear_epsilon(self.steps, c.lr, c.lr_end, c.lr_decay_steps, c.learning_starts)
+        if c.lr_decay_steps > 0 and follow_lr_schedule:  # a function of the step count alone, so resumed runs follow it exactly
+            self.set_learning_rate(linear_schedule(self.steps, c.lr, c.lr_end, c.lr_decay_steps, c.learning_starts))
         metrics: dict[str, float] = {}
         while self.updates < self.scheduled_updates():
-            metrics = self.gradient_step()
+            metrics = self.learn_on(sample_batch() if sample_batch else self.sample_batch(), extra_loss)
             self.updates += 1
         if self.steps // c.target_update_every != self.last_sync_period:
-            self.target.load_state_dict(self.online.state_dict())
+            self.sync_target()
             self.last_sync_period = self.steps // c.target_update_every
         return metrics
 
@@ -211,24 +231,60 @@ class DQNAgent:
         bursts = self.steps // c.train_every - first_burst + 1
         return max(bursts, 0) * c.gradient_steps
 
-    def gradient_step(self) -> dict[str, float]:
-        batch = self.replay.sample(self.config.batch_size)
-        obs, next_obs = self.to_tensor(batch.obs), self.to_tensor(batch.next_obs)
-        action = torch.as_tensor(batch.action, device=self.device).long()
-        reward = torch.as_tensor(batch.reward, device=self.device)
-        discount = torch.as_tensor(batch.discount, device=self.device)
+    def sample_batch(self, batch_size: int = 0) -> ReplaySample:
+        return self.replay.sample(batch_size or self.config.batch_size)
+
+    def loss(self, sample: ReplaySample) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample TD loss (B,) and the online Q-values (B, A) of the sampled states, with gradient."""
+        obs, next_obs = self.to_tensor(sample.obs), self.to_tensor(sample.next_obs)
+        action = torch.as_tensor(sample.action, device=self.device).long()
+        reward = torch.as_tensor(sample.reward, device=self.device)
+        discount = torch.as_tensor(sample.discount, device=self.device)
         q_values = self.online(obs)
         q_taken = q_values.gather(1, action.unsqueeze(1)).squeeze(1)
         with torch.no_grad():
             next_online = self.online(next_obs) if self.config.double_q else None
             target = q_learning_target(reward, discount, self.target(next_obs), next_online)
-        loss = td_loss(q_taken, target, self.config.loss).mean()
+        return td_loss(q_taken, target, self.config.loss), q_values
+
+    def learn_on(self, sample: ReplaySample, extra_loss: ExtraLoss | None = None,
+                 own_replay: bool = True) -> dict[str, float]:
+        """One gradient step on ``sample``: the importance-weighted TD loss plus ``extra_loss``; refreshes the
+        priorities of the sampled rows (indices ≥ 0) when ``sample`` came from the agent's prioritized replay."""
+        action = torch.as_tensor(sample.action, device=self.device).long()
+        per_sample, q_values = self.loss(sample)
+        loss = (torch.as_tensor(sample.weights, device=self.device) * per_sample).mean()
+        metrics = {"losses/td_loss": loss.item(),
+                   "losses/q_values": q_values.detach().gather(1, action.unsqueeze(1)).mean().item()}
+        if extra_loss is not None:
+            extra, extra_metrics = extra_loss(sample, q_values)
+            loss = loss + extra
+            metrics.update(extra_metrics)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
-        return {"losses/td_loss": loss.item(), "losses/q_values": q_taken.mean().item()}
+        if own_replay and self.replay.prioritized:
+            # As Rainbow does: the buffer raises (loss + 1e-10) to its priority exponent (0.5: Dopamine's sqrt).
+            own = sample.indices >= 0
+            self.replay.update_priorities(sample.indices[own], per_sample.detach().cpu().numpy()[own] + 1e-10)
+        return metrics
+
+    def sync_target(self) -> None:
+        self.target.load_state_dict(self.online.state_dict())
+
+    def set_learning_rate(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def reset_optimizer(self) -> None:
+        """A fresh optimizer with the same settings (pre-training baselines drop Adam's state at the switch)."""
+        self.optimizer = type(self.optimizer)(self.online.parameters(), **self.optimizer.defaults)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -35,12 +36,25 @@ def td_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> t
     raise ValueError(f"unknown loss {kind!r}: use 'mse' or 'huber'")
 
 
-def linear_epsilon(step: int, start: float, end: float, decay_steps: int, warmup_steps: int = 0) -> float:
-    """Dopamine's ``linearly_decaying_epsilon``: ``start`` during warm-up, then linear to ``end``."""
-    if decay_steps <= 0:
+def linear_schedule(step: int, start: float, end: float, duration: int, warmup_steps: int = 0) -> float:
+    """``start`` during warm-up, then linear to ``end`` over ``duration`` steps (Dopamine's
+    ``linearly_decaying_epsilon``); schedules epsilon, Rainbow's beta and DQN's learning-rate decay."""
+    if duration <= 0:
         return end
-    progress = min(max(step - warmup_steps, 0) / decay_steps, 1.0)
+    progress = min(max(step - warmup_steps, 0) / duration, 1.0)
     return start + (end - start) * progress
+
+
+def epsilon_greedy(greedy: np.ndarray, epsilon: float, num_actions: int, rng: np.random.Generator) -> np.ndarray:
+    """``greedy`` actions with each one replaced, with probability ``epsilon``, by a uniform random action.
+
+    Draws one uniform per action, then the random actions, from ``rng`` (nothing when none is replaced);
+    modifies and returns ``greedy``.
+    """
+    random_mask = rng.random(len(greedy)) < epsilon
+    if random_mask.any():
+        greedy[random_mask] = rng.integers(0, num_actions, size=int(random_mask.sum()))
+    return greedy
 
 
 def distillation_loss(student_q: torch.Tensor, teacher_q: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from anew.agents.core import TransitionBatch
+from anew.agents.core import AgentBase, AgentSpec, TransitionBatch
 from anew.agents.networks import default_torso, make_torso
 from anew.errors import AnewError
 
@@ -301,7 +301,7 @@ class Sampled(NamedTuple):
     value: torch.Tensor
 
 
-class PPOAgent:
+class PPOAgent(AgentBase):
     """On-policy actor-critic: collect num_steps x num_envs transitions, then PPO epochs over them."""
 
     # Rows of the rollout, each [num_steps, num_envs, ...]; bootstrap_values holds V(next obs) where
@@ -310,15 +310,11 @@ class PPOAgent:
         "obs actions log_probs values rewards terminated episode_over bootstrap_values has_bootstrap"
     )
 
-    def __init__(
-        self,
-        config: PPOConfig,
-        observation_space: gym.spaces.Box,
-        action_space: gym.spaces.Space,
-        num_envs: int = 1,
-        seed: int = 0,
-        device: str = "cpu",
-    ):
+    def __init__(self, config: PPOConfig, spec: AgentSpec):
+        if spec.is_team:
+            raise AnewError("PPO controls one agent, not a team; use commnet or som on multi-agent envs")
+        observation_space, action_space = spec.observation_space, spec.action_space
+        num_envs, seed, device = spec.num_envs, spec.seed, spec.device
         check_ppo_config(config, num_envs)
         if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
             raise AnewError(f"PPO needs a Discrete or Box action space, got {action_space}; pick another env")
@@ -410,8 +406,10 @@ class PPOAgent:
         return torch.as_tensor(raw, dtype=torch.float32, device=self.device)
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, explore: bool = True) -> np.ndarray:
-        """Sampled actions when exploring (their log-probs and values are kept for ``observe``), else the mode."""
+    def act(self, obs: np.ndarray, explore: bool = True, rng: np.random.Generator | None = None,
+            info: dict[str, Any] | None = None) -> np.ndarray:
+        """Sampled actions when exploring (their log-probs and values are kept for ``observe``), else the mode
+        (deterministic: evaluation draws nothing)."""
         if explore and self.config.normalize_obs:
             self.obs_rms.update(torch.as_tensor(np.asarray(obs), device=self.device))
         tensor = self.prepare(obs)

@@ -27,20 +27,21 @@ import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from anew.agents.core import AgentSpec
 from anew.agents.distributional import (
     categorical_cross_entropy,
     categorical_projection,
     expected_q,
     make_support,
+    q_from_logits,
 )
 from anew.agents.dqn import DQNAgent, DQNConfig
 from anew.agents.heads import QHead, RainbowNetwork
-from anew.agents.losses import linear_epsilon, q_learning_target, td_loss
+from anew.agents.losses import linear_schedule, q_learning_target, td_loss
 from anew.agents.networks import default_torso, make_torso
 from anew.agents.replay import ReplaySample
 from anew.errors import AnewError
@@ -176,18 +177,11 @@ class RainbowAgent(DQNAgent):
 
     config: RainbowConfig
 
-    def __init__(
-        self,
-        config: RainbowConfig,
-        observation_space: gym.spaces.Box,
-        action_space: gym.spaces.Discrete,
-        num_envs: int = 1,
-        seed: int = 0,
-        device: str = "cpu",
-    ):
+    def __init__(self, config: RainbowConfig, spec: AgentSpec):
         check_rainbow_config(config)
+        device, seed = spec.device, spec.seed
         # What build_network needs, set before DQNAgent.__init__ calls it.
-        self.obs_shape = tuple(observation_space.shape)
+        self.obs_shape = tuple(spec.observation_space.shape)
         self.support = (
             make_support(
                 -config.v_max if config.v_min is None else config.v_min, config.v_max, config.num_atoms
@@ -198,7 +192,7 @@ class RainbowAgent(DQNAgent):
         # Noise has its own seeded generator: acting and learning draw from it, nothing else does.
         self.noise_rng = torch.Generator(device=device)
         self.noise_rng.manual_seed(int(np.random.SeedSequence([seed, 51]).generate_state(1)[0]))
-        super().__init__(config, observation_space, action_space, num_envs, seed, device)
+        super().__init__(config, spec)
         self.support = self.online.support
 
     # ------------------------------------------------------------------ DQN hooks
@@ -232,20 +226,29 @@ class RainbowAgent(DQNAgent):
         return 0.0 if self.config.noisy else super().epsilon
 
     @property
+    def explores_by_noise(self) -> bool:
+        return self.config.noisy
+
+    @property
+    def distributional(self) -> bool:
+        return self.support is not None
+
+    @property
     def beta(self) -> float:
         """Importance-sampling exponent now (linear from beta_start to beta_end after learning_starts)."""
         c = self.config
-        return linear_epsilon(self.steps, c.beta_start, c.beta_end, c.beta_anneal_steps, c.learning_starts)
+        return linear_schedule(self.steps, c.beta_start, c.beta_end, c.beta_anneal_steps, c.learning_starts)
 
-    def act(self, obs: np.ndarray, explore: bool = True) -> np.ndarray:
+    def act(self, obs: np.ndarray, explore: bool = True, rng: np.random.Generator | None = None,
+            info: dict[str, Any] | None = None) -> np.ndarray:
         if not self.config.noisy:
-            return super().act(obs, explore)
+            return super().act(obs, explore, rng)
         if explore:
             self.online.reset_noise(self.noise_rng)  # fresh noise for every action (Fortunato et al.)
-            return super().act(obs, explore)
+            return super().act(obs, explore, rng)
         self.online.eval()  # noisy layers use their mean weights: a deterministic policy
         try:
-            return super().act(obs, explore)
+            return super().act(obs, explore, rng)
         finally:
             self.online.train()
 
@@ -272,32 +275,23 @@ class RainbowAgent(DQNAgent):
             self.support, next_probs[torch.arange(len(best)), best], reward, discount
         )
 
-    def gradient_step(self) -> dict[str, float]:
-        c = self.config
-        batch = self.replay.sample(c.batch_size, beta=self.beta if c.prioritized else 0.0)
-        target = self.compute_targets(batch)
-        obs = self.to_tensor(batch.obs)
-        action = torch.as_tensor(batch.action, device=self.device).long()
-        weights = torch.as_tensor(batch.weights, device=self.device)
-        if c.noisy:
+    def sample_batch(self, batch_size: int = 0) -> ReplaySample:
+        return self.replay.sample(batch_size or self.config.batch_size,
+                                  beta=self.beta if self.config.prioritized else 0.0)
+
+    def loss(self, sample: ReplaySample) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy against the projected target distribution (or the TD loss without atoms), and the
+        online Q-values E[Z] (B, A) with gradient."""
+        target = self.compute_targets(sample)
+        obs = self.to_tensor(sample.obs)
+        action = torch.as_tensor(sample.action, device=self.device).long()
+        rows = torch.arange(len(action), device=self.device)
+        if self.config.noisy:
             self.online.reset_noise(self.noise_rng)  # independent of the noise that picked the target action
-        logits = self.online.logits(obs)[torch.arange(len(action)), action]  # (B, K)
+        logits = self.online.logits(obs)  # (B, A, K)
         if self.support is None:
-            q_taken = logits.squeeze(1)
-            per_example = td_loss(q_taken, target, c.loss)
-        else:
-            q_taken = expected_q(F.softmax(logits.detach(), dim=-1), self.support)
-            per_example = categorical_cross_entropy(logits, target)
-        loss = (weights * per_example).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if c.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.online.parameters(), c.max_grad_norm)
-        self.optimizer.step()
-        if c.prioritized:
-            # The buffer raises these to priority_exponent: sqrt(loss + 1e-10) by default, as Dopamine.
-            self.replay.update_priorities(batch.indices, per_example.detach().cpu().numpy() + 1e-10)
-        return {"losses/td_loss": loss.item(), "losses/q_values": q_taken.mean().item()}
+            return td_loss(logits[rows, action].squeeze(1), target, self.config.loss), logits.squeeze(-1)
+        return categorical_cross_entropy(logits[rows, action], target), q_from_logits(logits, self.support)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

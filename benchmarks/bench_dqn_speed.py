@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from anew.agents.core import TransitionBatch
+from anew.agents.core import AgentSpec, TransitionBatch
 from anew.agents.dqn import PRESETS, DQNAgent
 from anew.envs import final_next_obs, make_env, make_vector_env
 
@@ -30,7 +30,7 @@ def anew_sps(env_id: str, steps: int, num_envs: int, backend: str, threads: int)
         PRESETS["dopamine"], learning_starts=1_000, buffer_size=100_000, train_every=4, batch_size=32,
         target_update_every=8_000,
     )
-    agent = DQNAgent(config, envs.single_observation_space, envs.single_action_space, num_envs, seed=0)
+    agent = DQNAgent(config, AgentSpec(envs.single_observation_space, envs.single_action_space, num_envs, seed=0))
     obs, _ = envs.reset(seed=0)
     start = time.perf_counter()
     for _ in range(steps // num_envs):

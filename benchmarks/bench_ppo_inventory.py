@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from anew.agents.core import TransitionBatch
+from anew.agents.core import AgentSpec, TransitionBatch
 from anew.agents.ppo import PRESETS, PPOAgent
 from anew.envs import final_next_obs
 from anew.envs.inventory import InventoryConfig, simulate_policy
@@ -39,8 +39,7 @@ def train(args: argparse.Namespace) -> tuple[PPOAgent, float]:
                               autoreset_mode="SameStep", seed=args.seed, lead_time=args.lead_time, p=args.p,
                               action_type=args.action_type)  # fmt: skip
     agent = PPOAgent(
-        config, envs.single_observation_space, envs.single_action_space, args.num_envs, args.seed
-    )
+        config, AgentSpec(envs.single_observation_space, envs.single_action_space, args.num_envs, args.seed))
     obs, _ = envs.reset(seed=args.seed)
     start, step = time.perf_counter(), 0
     while step < args.total_steps:

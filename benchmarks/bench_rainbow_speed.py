@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from anew.agents.core import TransitionBatch
+from anew.agents.core import AgentSpec, TransitionBatch
 from anew.agents.dqn import PRESETS as DQN_PRESETS
 from anew.agents.dqn import DQNAgent
 from anew.agents.rainbow import PRESETS as RAINBOW_PRESETS
@@ -50,12 +50,10 @@ def agent_sps(kind: str, env_id: str, steps: int, threads: int) -> tuple[float, 
     obs_space, act_space = envs.single_observation_space, envs.single_action_space
     if kind == "dqn":
         agent = DQNAgent(
-            dataclasses.replace(DQN_PRESETS["dopamine"], **SCHEDULE), obs_space, act_space, 1, seed=0
-        )
+            dataclasses.replace(DQN_PRESETS["dopamine"], **SCHEDULE), AgentSpec(obs_space, act_space, 1, seed=0))
     else:
         agent = RainbowAgent(
-            dataclasses.replace(RAINBOW_PRESETS[kind], **SCHEDULE), obs_space, act_space, 1, seed=0
-        )
+            dataclasses.replace(RAINBOW_PRESETS[kind], **SCHEDULE), AgentSpec(obs_space, act_space, 1, seed=0))
     obs, _ = envs.reset(seed=0)
     start, start_cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):

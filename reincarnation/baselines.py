@@ -108,8 +108,9 @@ class JSRLStudent(ReincarnatingStudent):
     def draw_roll_in(self) -> int:
         return int(self.agent.rng.integers(1, self.max_roll_in + 1)) if self.max_roll_in >= 1 else 0
 
-    def act(self, obs: np.ndarray, explore: bool = True) -> np.ndarray:
-        actions = super().act(obs, explore)
+    def act(self, obs: np.ndarray, explore: bool = True, rng: np.random.Generator | None = None,
+            info: dict[str, Any] | None = None) -> np.ndarray:
+        actions = super().act(obs, explore, rng)
         if explore:
             guided = self.episode_step < self.roll_in
             if guided.any():
@@ -161,7 +162,7 @@ def reload_teacher_weights(agent: Any, teacher: Any) -> None:
     """Copy the teacher's network into the student's online and target nets (same architecture required)."""
     network = getattr(teacher.network, "network", teacher.network)  # a Dopamine wrapper holds the anew QNetwork
     copy_parameters([p.detach() for p in network.parameters()], agent.online)
-    agent.target.load_state_dict(agent.online.state_dict())
+    agent.sync_target()
 
 
 def build_student(method_name: str, agent: Any, teacher: Any, config: ReincarnationConfig,

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from anew.agents.distributional import categorical_cross_entropy, q_from_logits
-from anew.agents.losses import distillation_loss, linear_epsilon, q_learning_target, td_loss
+from anew.agents.dqn import DQNAgent
+from anew.agents.losses import distillation_loss, epsilon_greedy, linear_schedule
 from anew.agents.replay import ReplaySample
 from anew.errors import AnewError
 from anew.reincarnation.teachers import Teacher, TransitionSource
@@ -171,41 +171,7 @@ class Method:
 QDAGGER = Method("qdagger", offline=DISTILL, online=DISTILL)
 
 
-# ---------------------------------------------------------------------- losses on a student agent
-def is_distributional(agent: Any) -> bool:
-    return getattr(agent.online, "support", None) is not None
-
-
-def td_loss_and_q(agent: Any, sample: ReplaySample) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample TD loss and the online Q-values (B, A) of the sampled states (with gradient).
-
-    A Rainbow student computes its own targets (``compute_targets``: double-Q, noise, the C51 projection); its
-    loss is the cross-entropy against the projected distribution (or, without atoms, its TD loss) and its
-    Q-values are E[Z]. A DQN student: the Q-learning target (double-Q if configured) and its MSE/Huber loss.
-    """
-    config = agent.config
-    obs = agent.to_tensor(sample.obs)
-    action = torch.as_tensor(sample.action, device=agent.device).long()
-    rows = torch.arange(len(action), device=agent.device)
-    if hasattr(agent, "compute_targets"):
-        target = agent.compute_targets(sample)
-        if getattr(config, "noisy", False):  # fresh noise, independent of the one that chose the target action
-            agent.online.reset_noise(agent.noise_rng)
-        logits = agent.online.logits(obs)
-        support = getattr(agent.online, "support", None)
-        if support is None:
-            return td_loss(logits[rows, action].squeeze(1), target, config.loss), logits.squeeze(-1)
-        return categorical_cross_entropy(logits[rows, action], target), q_from_logits(logits, support)
-    q_values = agent.online(obs)
-    with torch.no_grad():
-        next_obs = agent.to_tensor(sample.next_obs)
-        next_online = agent.online(next_obs) if getattr(config, "double_q", False) else None
-        reward = torch.as_tensor(sample.reward, device=agent.device)
-        discount = torch.as_tensor(sample.discount, device=agent.device)
-        td_target = q_learning_target(reward, discount, agent.target(next_obs), next_online)
-    return td_loss(q_values[rows, action], td_target, getattr(config, "loss", "huber")), q_values
-
-
+# ---------------------------------------------------------------------- rehearsal batches
 def concat_samples(first: ReplaySample, second: ReplaySample) -> ReplaySample:
     """One batch of both samples' transitions (rehearsal); ``second``'s indices become -1 (not in the replay)."""
     return ReplaySample(
@@ -231,10 +197,8 @@ class ReincarnatingStudent:
 
     def __init__(self, agent: Any, teacher: Teacher | None, config: ReincarnationConfig, method: Method = QDAGGER,
                  teacher_data: TransitionSource | None = None, resuming_online: bool = False):
-        for attribute in ("online", "target", "optimizer", "replay", "config"):
-            if not hasattr(agent, attribute):
-                raise AnewError(f"{type(agent).__name__} is not a value-based anew agent (no `{attribute}`); "
-                                "students must be dqn or rainbow")
+        if not isinstance(agent, DQNAgent):
+            raise AnewError(f"{type(agent).__name__} is not a value-based anew agent; students must be dqn or rainbow")
         needs_teacher = any(term is not None and term.needs_teacher for term in (method.offline, method.online))
         if needs_teacher and teacher is None:
             raise AnewError(f"{method.name} needs a teacher; pass --teacher")
@@ -243,7 +207,7 @@ class ReincarnatingStudent:
         if (offline or method.rehearsal) and teacher_data is None:
             raise AnewError(f"{method.name} trains on teacher data; give a teacher replay or let it be collected")
         self.agent, self.teacher, self.method, self.teacher_data = agent, teacher, method, teacher_data
-        distributional = is_distributional(agent)
+        distributional = agent.distributional
         self.config = dataclasses.replace(
             config,
             distill_coef=config.distill_coef or (1.0 if distributional else 3.0),
@@ -275,12 +239,11 @@ class ReincarnatingStudent:
         return {"max": c.max_lr, "min": c.min_lr, "agent": self.agent.config.lr}[choice]
 
     def set_learning_rate(self, lr: float) -> None:
-        for group in self.agent.optimizer.param_groups:
-            group["lr"] = lr
+        self.agent.set_learning_rate(lr)
 
     @property
     def learning_rate(self) -> float:
-        return float(self.agent.optimizer.param_groups[0]["lr"])
+        return self.agent.learning_rate
 
     def record_score(self, normalized_score: float, online_steps: int) -> None:
         """Weaning after an online evaluation: update w, then the tied learning rate."""
@@ -291,10 +254,9 @@ class ReincarnatingStudent:
 
     def start_online(self) -> None:
         """The switch: target <- online; keep (QDagger) or reset (pre-training baselines) the optimizer."""
-        agent = self.agent
-        agent.target.load_state_dict(agent.online.state_dict())
+        self.agent.sync_target()
         if not self.method.keep_optimizer:
-            agent.optimizer = type(agent.optimizer)(agent.online.parameters(), **agent.optimizer.defaults)
+            self.agent.reset_optimizer()
         self.phase = "online"
         self.set_learning_rate(self.online_learning_rate())
 
@@ -302,24 +264,23 @@ class ReincarnatingStudent:
     @property
     def epsilon(self) -> float:
         c = self.agent.config
-        if getattr(c, "noisy", False):
+        if self.agent.explores_by_noise:
             return 0.0  # noisy networks explore by themselves (Dopamine's zero_epsilon)
         if not self.method.decay_epsilon:
             return c.epsilon_end
         steps = self.offline_updates + self.agent.steps
-        return linear_epsilon(steps, c.epsilon_start, c.epsilon_end, self.config.online_epsilon_decay_steps)
+        return linear_schedule(steps, c.epsilon_start, c.epsilon_end, self.config.online_epsilon_decay_steps)
 
-    def act(self, obs: np.ndarray, explore: bool = True) -> np.ndarray:
+    def diagnostics(self) -> dict[str, float]:
+        return {"charts/epsilon": self.epsilon}
+
+    def act(self, obs: np.ndarray, explore: bool = True, rng: np.random.Generator | None = None,
+            info: dict[str, Any] | None = None) -> np.ndarray:
         """The agent's own evaluation policy (and noisy exploration); epsilon-greedy on the student's schedule."""
         agent = self.agent
-        if not explore or getattr(agent.config, "noisy", False):
-            return agent.act(obs, explore)
-        actions = agent.greedy_actions(obs)
-        epsilon = self.epsilon
-        random_mask = agent.rng.random(len(actions)) < epsilon
-        if random_mask.any():
-            actions[random_mask] = agent.rng.integers(0, agent.num_actions, size=int(random_mask.sum()))
-        return actions
+        if not explore or agent.explores_by_noise:
+            return agent.act(obs, explore, rng)
+        return epsilon_greedy(agent.greedy_actions(obs), self.epsilon, agent.num_actions, rng or agent.rng)
 
     def observe(self, batch: Any) -> None:
         self.agent.observe(batch)
@@ -330,68 +291,42 @@ class ReincarnatingStudent:
         if self.phase != "offline":
             raise RuntimeError("offline_update after the switch to the online phase")
         assert self.teacher_data is not None
-        metrics = self.gradient_step(self.teacher_data.sample(self.agent.config.batch_size), prioritized=False)
+        sample = self.teacher_data.sample(self.agent.config.batch_size)
+        metrics = self.agent.learn_on(sample, self.teacher_loss, own_replay=False)
         self.offline_updates += 1
         if self.offline_updates % max(self.config.offline_target_update_every, 1) == 0:
-            self.agent.target.load_state_dict(self.agent.online.state_dict())
+            self.agent.sync_target()
         return metrics
 
     def update(self) -> dict[str, float]:
-        """The wrapped agent's online schedule (as ``DQNAgent.update``) with the reincarnation loss."""
-        agent, c = self.agent, self.agent.config
+        """The wrapped agent's own schedule (``DQNAgent.update``) with the teacher term and the student's batches."""
         if self.phase != "online":
             raise RuntimeError("call start_online() before online updates")
-        if agent.steps < c.learning_starts or not agent.replay.can_sample(c.batch_size):
-            return {}
-        metrics: dict[str, float] = {}
-        while agent.updates < agent.scheduled_updates():
-            metrics = self.gradient_step(self.online_batch(), prioritized=agent.replay.prioritized)
-            agent.updates += 1
-        if agent.steps // c.target_update_every != agent.last_sync_period:
-            agent.target.load_state_dict(agent.online.state_dict())
-            agent.last_sync_period = agent.steps // c.target_update_every
-        return metrics
+        return self.agent.update(self.online_batch, self.teacher_loss, follow_lr_schedule=False)
 
     def online_batch(self) -> ReplaySample:
         agent = self.agent
         batch_size = agent.config.batch_size
-        beta = float(getattr(agent, "beta", 0.0))  # importance-sampling exponent of prioritized students
         if not self.method.rehearsal:
-            return agent.replay.sample(batch_size, beta)
+            return agent.sample_batch(batch_size)
         assert self.teacher_data is not None
         from_teacher = int(agent.rng.binomial(batch_size, self.config.rehearsal_ratio))
-        own = agent.replay.sample(batch_size - from_teacher, beta)
+        own = agent.sample_batch(batch_size - from_teacher)
         return concat_samples(own, self.teacher_data.sample(from_teacher)) if from_teacher else own
 
-    def gradient_step(self, sample: ReplaySample, prioritized: bool) -> dict[str, float]:
-        """TD (+ coefficient · teacher term), both weighted by the sample's importance weights."""
-        agent = self.agent
-        action = torch.as_tensor(sample.action, device=agent.device).long()
-        weights = torch.as_tensor(sample.weights, device=agent.device)
-        per_sample_td, q_values = td_loss_and_q(agent, sample)
-        loss = (weights * per_sample_td).mean()
+    def teacher_loss(self, sample: ReplaySample, q_values: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """coefficient · the teacher term, weighted by the sample's importance weights (the DQN loss hook)."""
         term, coefficient = self.term, self.coefficient
-        metrics = {
-            "losses/td_loss": float(loss.detach()),
-            "losses/q_values": float(q_values.detach().gather(1, action.unsqueeze(1)).mean()),
-            "charts/distill_coeff": coefficient,
-        }
-        if term is not None and coefficient > 0:  # skipped at λ = 0, as reincarnating_rl does
-            teacher_q = self.teacher.q_values(sample.obs).to(agent.device) if term.needs_teacher else None
-            per_sample_aux = term.loss(q_values, action, teacher_q, self.config)
-            loss = loss + coefficient * (weights * per_sample_aux).mean()
-            metrics[f"losses/{term.name}_loss"] = float(per_sample_aux.detach().mean())
-        agent.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if getattr(agent.config, "max_grad_norm", 0) > 0:
-            torch.nn.utils.clip_grad_norm_(agent.online.parameters(), agent.config.max_grad_norm)
-        agent.optimizer.step()
-        if prioritized:
-            # As Rainbow does: the buffer raises (loss + 1e-10) to its priority exponent (0.5: Dopamine's sqrt).
-            own = sample.indices >= 0
-            priorities = per_sample_td.detach().cpu().numpy()[own] + 1e-10
-            agent.replay.update_priorities(sample.indices[own], priorities)
-        return metrics
+        metrics = {"charts/distill_coeff": coefficient}
+        if term is None or coefficient <= 0:  # skipped at λ = 0, as reincarnating_rl does
+            return torch.zeros((), device=q_values.device), metrics
+        device = q_values.device
+        action = torch.as_tensor(sample.action, device=device).long()
+        weights = torch.as_tensor(sample.weights, device=device)
+        teacher_q = self.teacher.q_values(sample.obs).to(device) if term.needs_teacher else None
+        per_sample = term.loss(q_values, action, teacher_q, self.config)
+        metrics[f"losses/{term.name}_loss"] = float(per_sample.detach().mean())
+        return coefficient * (weights * per_sample).mean(), metrics
 
     # ------------------------------------------------------------------ state
     def reincarnation_state(self) -> dict[str, Any]:

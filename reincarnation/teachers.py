@@ -34,11 +34,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from anew.agents.dqn import DQNAgent
+from anew.agents.losses import epsilon_greedy
 from anew.agents.replay import ReplayBuffer, ReplaySample
 from anew.errors import AnewError
-from anew.reincarnation.dopamine_checkpoint import SENTINEL_PREFIX, load_dopamine_network
-from anew.reincarnation.dopamine_jax_replay import DopamineJaxReplay
-from anew.reincarnation.dopamine_replay import DopamineReplay, complete_suffixes
+from anew.reincarnation.formats.dopamine_checkpoint import SENTINEL_PREFIX, load_dopamine_network
+from anew.reincarnation.formats.dopamine_jax_replay import DopamineJaxReplay
+from anew.reincarnation.formats.dopamine_replay import DopamineReplay
+from anew.reincarnation.formats.dopamine_replay_files import complete_suffixes
 
 
 def to_dopamine_layout(obs: torch.Tensor) -> torch.Tensor:
@@ -97,28 +100,23 @@ class Teacher:
             raise AnewError(f"the teacher answered with shape {tuple(q.shape)}, expected (batch, {self.num_actions})")
         return q.float()
 
-    def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
+    def act(self, obs: np.ndarray, explore: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
         """Greedy actions with epsilon-random ones mixed in (``explore_epsilon`` or ``eval_epsilon``)."""
-        actions = self.q_values(obs).argmax(dim=1).cpu().numpy()
         epsilon = self.explore_epsilon if explore else self.eval_epsilon
-        random_mask = self.rng.random(len(actions)) < epsilon
-        if random_mask.any():
-            actions[random_mask] = self.rng.integers(0, self.num_actions, size=int(random_mask.sum()))
-        return actions
+        return epsilon_greedy(self.q_values(obs).argmax(dim=1).cpu().numpy(), epsilon, self.num_actions,
+                              rng or self.rng)
 
     # ------------------------------------------------------------------ sources
     @classmethod
     def from_agent(cls, agent: Any, *, seed: int = 0, description: str = "", **options: Any) -> Teacher:
         """A snapshot of an anew value-based agent (DQN, Rainbow): its online network, copied and frozen."""
-        network = getattr(agent, "online", None)
-        if not isinstance(network, nn.Module):
-            raise AnewError(f"{type(agent).__name__} has no Q-network (`online`); a teacher must be a value-based "
-                            "agent such as dqn or rainbow")
-        config = getattr(agent, "config", None)
-        options.setdefault("eval_epsilon", getattr(config, "eval_epsilon", 0.001))
-        options.setdefault("explore_epsilon", getattr(config, "epsilon_end", 0.01))
-        options.setdefault("device", getattr(agent, "device", "cpu"))
-        return cls(copy.deepcopy(network), agent.num_actions, seed=seed,
+        if not isinstance(agent, DQNAgent):
+            raise AnewError(f"{type(agent).__name__} has no Q-network; a teacher must be a value-based agent such as "
+                            "dqn or rainbow")
+        options.setdefault("eval_epsilon", agent.config.eval_epsilon)
+        options.setdefault("explore_epsilon", agent.config.epsilon_end)
+        options.setdefault("device", agent.device)
+        return cls(copy.deepcopy(agent.online), agent.num_actions, seed=seed,
                    description=description or f"anew {type(agent).__name__}", **options)
 
     @classmethod

@@ -1,8 +1,8 @@
 """Which agents ``anew train`` knows, and how a config is built, checked and restored.
 
-Each agent module defines a config dataclass, an agent class taking
-``(config, observation_space, action_space, num_envs, seed, device)``, ``PRESETS`` (name -> config)
-and ``default_preset(env_id)``. This table is the only place that lists them.
+Each agent module defines a config dataclass, an agent class taking ``(config, spec: AgentSpec)``,
+``PRESETS`` (name -> config) and ``default_preset(env_id)``. This table is the only place that lists them;
+``team`` says whether the agent controls a team of a multi-agent env (CommNet, SOM) or one agent.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from anew.agents.core import AgentSpec
 from anew.errors import AnewError
 
 
@@ -22,6 +23,7 @@ class AgentEntry:
     module: str
     config_class: str
     agent_class: str
+    team: bool = False
 
 
 AGENTS: dict[str, AgentEntry] = {
@@ -66,9 +68,22 @@ def preset_config(name: str, preset: str, env_id: str) -> tuple[str, Any]:
     return preset, dataclasses.replace(module.PRESETS[preset])
 
 
-def build_agent(name: str, config: Any, observation_space: Any, action_space: Any, num_envs: int, seed: int, device: str):
+def build_agent(name: str, config: Any, spec: AgentSpec) -> Any:
     module, entry = agent_module(name)
-    return getattr(module, entry.agent_class)(config, observation_space, action_space, num_envs, seed, device)
+    return getattr(module, entry.agent_class)(config, spec)
+
+
+def check_env_fits(name: str, env_id: str, multiagent: bool) -> None:
+    """A team agent needs a multi-agent env and a single agent a single-agent one (one line naming what fits)."""
+    if name not in AGENTS:
+        agent_module(name)
+    team = AGENTS[name].team
+    if team and not multiagent:
+        raise AnewError(f"{name} controls a team: give it a multi-agent env (`anew envs --filter pettingzoo`), "
+                        f"not {env_id!r}")
+    if multiagent and not team:
+        teams = ", ".join(n for n, e in AGENTS.items() if e.team) or "none in this build"
+        raise AnewError(f"{env_id} is a multi-agent env; {name} controls one agent. Use a team agent ({teams})")
 
 
 def config_from_dict(cls: type, values: dict[str, Any]) -> Any:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from anew.agents.core import TransitionBatch
+from anew.agents.core import AgentSpec, TransitionBatch
 from anew.agents.dqn import PRESETS, DQNAgent
 from anew.errors import AnewError
 from anew.reincarnation import METHODS, ReincarnationConfig, Teacher, build_student
@@ -33,7 +33,7 @@ CONFIG = ReincarnationConfig(offline_steps=5, offline_target_update_every=2, max
 def small_agent(seed: int = 0, hidden: tuple[int, ...] = (16,)) -> DQNAgent:
     config = dataclasses.replace(PRESETS["classic-control"], buffer_size=500, hidden=hidden, learning_starts=20,
                                  train_every=10, gradient_steps=2, target_update_every=50, batch_size=8)
-    return DQNAgent(config, BOX, gym.spaces.Discrete(2), num_envs=1, seed=seed)
+    return DQNAgent(config, AgentSpec(BOX, gym.spaces.Discrete(2), num_envs=1, seed=seed))
 
 
 class FixedQ(torch.nn.Module):
@@ -125,7 +125,7 @@ def test_finetune_a_rainbow_student_from_a_dopamine_rainbow_teacher(fixtures_dir
     teacher = Teacher.from_dopamine(folder, "rainbow")
     config = dataclasses.replace(rainbow.PRESETS["dopamine-rainbow"], buffer_size=1_000, torso="nature")
     space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
-    agent = rainbow.RainbowAgent(config, space, gym.spaces.Discrete(4))
+    agent = rainbow.RainbowAgent(config, AgentSpec(space, gym.spaces.Discrete(4)))
     build_student("finetune", agent, teacher, CONFIG)
     expected = np.load(folder / "q_values_expected.npz")
     obs = expected["states"].transpose(0, 3, 1, 2)

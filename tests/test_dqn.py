@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from anew.agents.core import TransitionBatch
+from anew.agents.core import AgentSpec, TransitionBatch
 from anew.agents.dqn import PRESETS, DQNAgent
 from anew.agents.networks import NatureCNN, QNetwork
 
@@ -40,7 +40,7 @@ def drive(agent: DQNAgent, steps: int, seed: int = 0) -> list[dict]:
 def make_agent(seed: int = 0, **changes) -> DQNAgent:
     torch.manual_seed(seed)
     env = gym.make("CartPole-v1")
-    return DQNAgent(small_config(**changes), env.observation_space, env.action_space, num_envs=2, seed=seed)
+    return DQNAgent(small_config(**changes), AgentSpec(env.observation_space, env.action_space, num_envs=2, seed=seed))
 
 
 def test_updates_follow_the_schedule() -> None:
@@ -95,4 +95,4 @@ def test_rejects_non_discrete_actions(space) -> None:
     from anew.errors import AnewError
 
     with pytest.raises(AnewError, match="discrete action space"):
-        DQNAgent(small_config(), gym.spaces.Box(-1, 1, (4,)), space)
+        DQNAgent(small_config(), AgentSpec(gym.spaces.Box(-1, 1, (4,)), space))

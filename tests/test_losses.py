@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anew.agents.losses import distillation_loss, linear_epsilon, q_learning_target, td_loss
+from anew.agents.losses import distillation_loss, linear_schedule, q_learning_target, td_loss
 
 
 def test_q_learning_target_uses_target_max_or_online_argmax() -> None:
@@ -26,11 +26,11 @@ def test_td_losses_match_dopamine_definitions() -> None:
         td_loss(q, target, "l1")
 
 
-def test_linear_epsilon_is_dopamines_schedule() -> None:
-    assert linear_epsilon(0, 1.0, 0.01, 100, warmup_steps=50) == 1.0
-    assert linear_epsilon(50, 1.0, 0.01, 100, warmup_steps=50) == 1.0
-    assert linear_epsilon(100, 1.0, 0.01, 100, warmup_steps=50) == pytest.approx(0.505)
-    assert linear_epsilon(10_000, 1.0, 0.01, 100, warmup_steps=50) == pytest.approx(0.01)
+def test_linear_schedule_is_dopamines_schedule() -> None:
+    assert linear_schedule(0, 1.0, 0.01, 100, warmup_steps=50) == 1.0
+    assert linear_schedule(50, 1.0, 0.01, 100, warmup_steps=50) == 1.0
+    assert linear_schedule(100, 1.0, 0.01, 100, warmup_steps=50) == pytest.approx(0.505)
+    assert linear_schedule(10_000, 1.0, 0.01, 100, warmup_steps=50) == pytest.approx(0.01)
 
 
 def test_distillation_loss_is_kl_teacher_student() -> None:

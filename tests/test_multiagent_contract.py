@@ -56,7 +56,7 @@ def test_team_vector_env_autoresets_and_reports_final_metrics() -> None:
         obs, rewards, terminated, truncated, info = env.step(np.full((4, 2), 2))
     assert rewards.tolist() == [[2, 2]] * 4 and not truncated.any()
     obs, rewards, terminated, truncated, info = env.step(np.full((4, 2), 1))
-    assert truncated.all() and info["_final_obs"].all()
+    assert truncated.all() and not terminated.any() and info["_final_obs"].all()
     assert info["final_metrics"]["steps"].tolist() == [3] * 4
     assert info["active"].tolist() == [[True, False]] * 4  # the reset games' slot 1 has left
     np.testing.assert_array_equal(info["team_reward"], [2.0] * 4)

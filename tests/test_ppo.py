@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy import stats
 
-from anew.agents.core import TransitionBatch
+from anew.agents.core import AgentSpec, TransitionBatch
 from anew.agents.ppo import (
     PPOAgent,
     PPOConfig,
@@ -134,7 +134,7 @@ def small_config(**changes) -> PPOConfig:
 
 def test_same_seed_same_run_other_seed_other_run() -> None:
     space = gym.spaces.Discrete(3)
-    agents = [PPOAgent(small_config(), CARTPOLE_OBS, space, 2, seed) for seed in (5, 5, 6)]
+    agents = [PPOAgent(small_config(), AgentSpec(CARTPOLE_OBS, space, 2, seed)) for seed in (5, 5, 6)]
     actions = [np.stack(feed(agent, 20, seed=0)) for agent in agents]
     assert np.array_equal(actions[0], actions[1])
     assert agents[0].updates == 2
@@ -144,7 +144,7 @@ def test_same_seed_same_run_other_seed_other_run() -> None:
 
 
 def test_truncated_steps_keep_the_value_of_the_final_observation() -> None:
-    agent = PPOAgent(small_config(), CARTPOLE_OBS, gym.spaces.Discrete(2), 3, seed=0)
+    agent = PPOAgent(small_config(), AgentSpec(CARTPOLE_OBS, gym.spaces.Discrete(2), 3, seed=0))
     obs = np.zeros((3, 4), np.float32)
     final = np.array([[1, 2, 3, 4], [4, 3, 2, 1], [0, 1, 0, 1]], np.float32)
     actions = agent.act(obs)
@@ -160,7 +160,7 @@ def test_truncated_steps_keep_the_value_of_the_final_observation() -> None:
 
 def test_continuous_actions_are_clipped_but_log_probs_are_of_the_sample() -> None:
     space = gym.spaces.Box(np.array([-0.1, 0.0], np.float32), np.array([0.1, 5.0], np.float32))
-    agent = PPOAgent(small_config(init_log_std=1.0), CARTPOLE_OBS, space, 64, seed=0)
+    agent = PPOAgent(small_config(init_log_std=1.0), AgentSpec(CARTPOLE_OBS, space, 64, seed=0))
     obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
     actions = agent.act(obs, explore=True)
     assert actions.shape == (64, 2) and actions.dtype == np.float32
@@ -176,7 +176,7 @@ def test_continuous_actions_are_clipped_but_log_probs_are_of_the_sample() -> Non
 
 
 def test_evaluation_acting_is_greedy_and_leaves_the_rollout_alone() -> None:
-    agent = PPOAgent(small_config(), CARTPOLE_OBS, gym.spaces.Discrete(4), 5, seed=0)
+    agent = PPOAgent(small_config(), AgentSpec(CARTPOLE_OBS, gym.spaces.Discrete(4), 5, seed=0))
     obs = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)
     state = copy.deepcopy(agent.state_dict())
     greedy = agent.act(obs, explore=False)
@@ -189,12 +189,12 @@ def test_evaluation_acting_is_greedy_and_leaves_the_rollout_alone() -> None:
 def test_state_dict_round_trip_mid_rollout_continues_identically() -> None:
     config = small_config(normalize_obs=True, normalize_reward=True)
     space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-    original = PPOAgent(config, CARTPOLE_OBS, space, 2, seed=3)
+    original = PPOAgent(config, AgentSpec(CARTPOLE_OBS, space, 2, seed=3))
     feed(original, 13, seed=0, truncate_at=4)  # one update done, five rows into the next rollout
     buffer = io.BytesIO()
     torch.save(original.state_dict(), buffer)
     buffer.seek(0)
-    restored = PPOAgent(config, CARTPOLE_OBS, space, 2, seed=99)
+    restored = PPOAgent(config, AgentSpec(CARTPOLE_OBS, space, 2, seed=99))
     restored.load_state_dict(torch.load(buffer, weights_only=True))  # plain tensors and containers only
     assert restored.position == 5 and restored.steps == 26 and restored.updates == 1
     actions = [np.stack(feed(agent, 11, seed=1)) for agent in (original, restored)]
@@ -206,9 +206,9 @@ def test_state_dict_round_trip_mid_rollout_continues_identically() -> None:
 
 
 def test_a_state_dict_loads_into_an_agent_with_another_number_of_envs_for_acting() -> None:
-    trained = PPOAgent(small_config(normalize_obs=True), CARTPOLE_OBS, gym.spaces.Discrete(3), 4, seed=0)
+    trained = PPOAgent(small_config(normalize_obs=True), AgentSpec(CARTPOLE_OBS, gym.spaces.Discrete(3), 4, seed=0))
     feed(trained, 11, seed=0)
-    single = PPOAgent(small_config(normalize_obs=True), CARTPOLE_OBS, gym.spaces.Discrete(3), 1, seed=1)
+    single = PPOAgent(small_config(normalize_obs=True), AgentSpec(CARTPOLE_OBS, gym.spaces.Discrete(3), 1, seed=1))
     single.load_state_dict(trained.state_dict())
     obs = np.random.default_rng(2).normal(size=(6, 4)).astype(np.float32)
     assert np.array_equal(single.act(obs, explore=False), trained.act(obs, explore=False))
@@ -220,8 +220,7 @@ def test_a_state_dict_loads_into_an_agent_with_another_number_of_envs_for_acting
 def test_image_observations_use_a_shared_cnn_torso() -> None:
     obs_space = gym.spaces.Box(0, 1, (4, 10, 10), np.uint8)
     agent = PPOAgent(
-        small_config(num_steps=2, num_minibatches=1), obs_space, gym.spaces.Discrete(3), 2, seed=0
-    )
+        small_config(num_steps=2, num_minibatches=1), AgentSpec(obs_space, gym.spaces.Discrete(3), 2, seed=0))
     assert agent.image_input and agent.rollout["obs"].dtype == torch.uint8
     obs = np.random.default_rng(0).integers(0, 2, size=(2, 4, 10, 10), dtype=np.uint8)
     for _ in range(2):
@@ -232,10 +231,10 @@ def test_image_observations_use_a_shared_cnn_torso() -> None:
 
 def test_bad_spaces_and_settings_are_named() -> None:
     with pytest.raises(AnewError, match="Discrete or Box"):
-        PPOAgent(PPOConfig(), CARTPOLE_OBS, gym.spaces.MultiDiscrete([2, 2]))
+        PPOAgent(PPOConfig(), AgentSpec(CARTPOLE_OBS, gym.spaces.MultiDiscrete([2, 2])))
     with pytest.raises(AnewError, match="--num-minibatches"):
-        PPOAgent(PPOConfig(num_steps=4, num_minibatches=8), CARTPOLE_OBS, gym.spaces.Discrete(2), num_envs=1)
-    agent = PPOAgent(small_config(), CARTPOLE_OBS, gym.spaces.Discrete(2))
+        PPOAgent(PPOConfig(num_steps=4, num_minibatches=8), AgentSpec(CARTPOLE_OBS, gym.spaces.Discrete(2), num_envs=1))
+    agent = PPOAgent(small_config(), AgentSpec(CARTPOLE_OBS, gym.spaces.Discrete(2)))
     with pytest.raises(AnewError, match="update"):
         feed_without_update = TransitionBatch(np.zeros((1, 4), np.float32), np.zeros(1, int), np.zeros(1),
                                               np.zeros(1, bool), np.zeros(1, bool), np.zeros((1, 4), np.float32))  # fmt: skip

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from anew.agents.core import TransitionBatch
+from anew.agents.core import AgentSpec, TransitionBatch
 from anew.agents.dqn import PRESETS, DQNAgent
 from anew.agents.replay import ReplaySample
 from anew.errors import AnewError
@@ -25,7 +25,7 @@ from anew.reincarnation import (
     weaned_weight,
 )
 from anew.reincarnation.baselines import METHODS
-from anew.reincarnation.qdagger import concat_samples, distill_term_loss, td_loss_and_q
+from anew.reincarnation.qdagger import concat_samples, distill_term_loss
 
 torch.set_num_threads(1)
 BOX = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
@@ -36,7 +36,7 @@ CONFIG = ReincarnationConfig(offline_steps=10, offline_target_update_every=3, ma
 def small_agent(seed: int = 0, **overrides) -> DQNAgent:
     config = dataclasses.replace(PRESETS["classic-control"], buffer_size=500, hidden=(16,), learning_starts=20,
                                  train_every=10, gradient_steps=2, target_update_every=50, batch_size=8, **overrides)
-    return DQNAgent(config, BOX, gym.spaces.Discrete(2), num_envs=1, seed=seed)
+    return DQNAgent(config, AgentSpec(BOX, gym.spaces.Discrete(2), num_envs=1, seed=seed))
 
 
 class FixedSource:
@@ -117,12 +117,12 @@ def test_gradient_step_is_td_plus_lambda_kl():
 
 
 def test_no_teacher_term_at_zero_coefficient():
-    student, _, teacher = make_student()
+    student, agent, teacher = make_student()
     student.start_online()
     student.weight = 0.0
     calls = []
     teacher.q_values = lambda obs: calls.append(obs) or torch.zeros(len(obs), 2)
-    metrics = student.gradient_step(FixedSource().sample(8), prioritized=False)
+    metrics = agent.learn_on(FixedSource().sample(8), student.teacher_loss, own_replay=False)
     assert "losses/distill_loss" not in metrics and not calls and metrics["charts/distill_coeff"] == 0.0
 
 
@@ -130,7 +130,7 @@ def small_rainbow(**overrides):
     rainbow = pytest.importorskip("anew.agents.rainbow")
     config = dataclasses.replace(rainbow.PRESETS["classic-control"], buffer_size=500, hidden=(16,), learning_starts=20,
                                  train_every=10, gradient_steps=2, batch_size=8, **overrides)
-    return rainbow.RainbowAgent(config, BOX, gym.spaces.Discrete(2), num_envs=1, seed=0)
+    return rainbow.RainbowAgent(config, AgentSpec(BOX, gym.spaces.Discrete(2), num_envs=1, seed=0))
 
 
 def test_c51_td_loss_on_a_one_hot_target():
@@ -139,7 +139,7 @@ def test_c51_td_loss_on_a_one_hot_target():
     sample = FixedSource(3).sample(3)
     sample.reward = np.array([1.0, -2.0, 0.0], np.float32)  # atoms 3, 0, 2
     sample.discount = np.zeros(3, np.float32)
-    loss, q = td_loss_and_q(agent, sample)
+    loss, q = agent.loss(sample)
     log_p = torch.log_softmax(agent.online.logits(torch.as_tensor(sample.obs)), -1)
     expected = -log_p[torch.arange(3), torch.as_tensor(sample.action).long(), torch.tensor([3, 0, 2])]
     torch.testing.assert_close(loss, expected)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from anew.agents.core import TransitionBatch
+from anew.agents.core import AgentSpec, TransitionBatch
 from anew.agents.dqn import PRESETS as DQN_PRESETS
 from anew.agents.dqn import DQNAgent, DQNConfig
 from anew.agents.networks import MinAtarCNN, NatureCNN, make_torso
@@ -49,8 +49,7 @@ def cartpole_agent(seed: int = 0, **changes) -> RainbowAgent:
     torch.manual_seed(seed)
     env = gym.make("CartPole-v1")
     return RainbowAgent(
-        small_config(**changes), env.observation_space, env.action_space, num_envs=2, seed=seed
-    )
+        small_config(**changes), AgentSpec(env.observation_space, env.action_space, num_envs=2, seed=seed))
 
 
 def drive(agent, steps: int, seed: int = 0) -> list[dict]:
@@ -107,7 +106,7 @@ def test_no_switches_is_dqn_step_for_step() -> None:
     torch.manual_seed(4)
     env = gym.make("CartPole-v1")
     dqn_config = DQNConfig(**{f.name: getattr(rainbow.config, f.name) for f in dataclasses.fields(DQNConfig)})
-    dqn = DQNAgent(dqn_config, env.observation_space, env.action_space, num_envs=2, seed=4)
+    dqn = DQNAgent(dqn_config, AgentSpec(env.observation_space, env.action_space, num_envs=2, seed=4))
     rainbow_logs, dqn_logs = drive(rainbow, 80), drive(dqn, 80)
     for a, b in zip(rainbow_logs, dqn_logs):
         assert a.keys() == b.keys()
@@ -283,7 +282,7 @@ def test_noisy_agent_explores_by_noise_and_evaluates_deterministically() -> None
 def test_noisy_hidden_moves_the_torso_dense_into_the_head_as_full_rainbow() -> None:
     env_obs = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     config = dataclasses.replace(PRESETS["dopamine"], buffer_size=1_000)
-    agent = RainbowAgent(config, env_obs, gym.spaces.Discrete(6))
+    agent = RainbowAgent(config, AgentSpec(env_obs, gym.spaces.Discrete(6)))
     net = agent.online
     assert net.torso.dense is None and isinstance(net.head.hidden[0], NoisyLinear)
     assert (net.head.hidden[0].in_features, net.head.hidden[0].out_features) == (7744, 512)
@@ -327,7 +326,7 @@ def test_impala_torso_trains_on_minatar_shapes(agent_class) -> None:
     preset = PRESETS["minatar"] if agent_class is RainbowAgent else DQN_PRESETS["classic-control"]
     config = dataclasses.replace(preset, torso="impala", buffer_size=500, learning_starts=20, batch_size=8,
                                  train_every=1, gradient_steps=1)
-    agent = agent_class(config, obs_space, gym.spaces.Discrete(3), seed=1)
+    agent = agent_class(config, AgentSpec(obs_space, gym.spaces.Discrete(3), seed=1))
     assert "ImpalaCNN" in repr(agent.online)
     rng = np.random.default_rng(0)
     logs = []
@@ -363,13 +362,13 @@ def test_bad_settings_are_named(changes, match) -> None:
 
 # ---------------------------------------------------------------------- Dopamine checkpoint layout
 def test_loads_a_converted_dopamine_rainbow_checkpoint(fixtures_dir: Path) -> None:
-    from anew.reincarnation import convert_dopamine_checkpoint
+    from anew.reincarnation.formats import convert_dopamine_checkpoint
 
     folder = fixtures_dir / "dopamine" / "jax_rainbow_breakout"
     conversion = convert_dopamine_checkpoint(folder / "checkpoints", kind="rainbow")
     expected = np.load(folder / "q_values_expected.npz")
     config = dataclasses.replace(PRESETS["dopamine-rainbow"], buffer_size=1_000)
-    agent = RainbowAgent(config, gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(4))
+    agent = RainbowAgent(config, AgentSpec(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(4)))
     agent.online.load_state_dict(state_dict_from_qnetwork(conversion.state_dict, conversion.support))
     states = torch.from_numpy(expected["states"]).permute(0, 3, 1, 2)  # Dopamine stacks frames last
     with torch.no_grad():

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from anew.agents.core import AgentSpec
 from anew.agents.dqn import PRESETS, DQNAgent
 from anew.agents.replay import ReplayBuffer
 from anew.envs import make_vector_env
 from anew.errors import AnewError
-from anew.reincarnation import DopamineReplay, Teacher, collect_teacher_replay, is_dopamine_checkpoint
+from anew.reincarnation import Teacher, collect_teacher_replay, is_dopamine_checkpoint
+from anew.reincarnation.formats import DopamineReplay
 from anew.reincarnation.teachers import (
     DopamineJaxReplaySource,
     DopamineReplaySource,
@@ -28,7 +30,7 @@ BOX = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
 def small_agent(seed: int = 0) -> DQNAgent:
     config = PRESETS["classic-control"]
     config = type(config)(**{**config.__dict__, "buffer_size": 500, "hidden": (16,)})
-    return DQNAgent(config, BOX, gym.spaces.Discrete(2), num_envs=1, seed=seed)
+    return DQNAgent(config, AgentSpec(BOX, gym.spaces.Discrete(2), num_envs=1, seed=seed))
 
 
 class FixedQ(torch.nn.Module):
