@@ -13,8 +13,8 @@ Rules (reference notes section 3.3, from ``myspaceship.py`` of rraileanu/policy-
 
 Choices, each differing from a literal copy of the reference and documented here:
 
-- ``force="analytic"`` (default, the paper's model). ``force="grid"`` is the reference code: the force
-  tabulated on the 0.1 grid 0..4.9 and bilinearly interpolated, clamped to the edge values outside it
+- ``force="analytic"`` (default, the paper's model). ``force="grid"`` is the reference code's force
+  (``spaceship_force.py``): tabulated on the 0.1 grid 0..4.9 and bilinearly interpolated, clamped to the edge values outside it
   (scipy's ``RegularGridInterpolator`` on clipped points; the reference's ``interp2d`` is gone from
   SciPy). The force is linear in the charges, so we tabulate the two unit-charge fields once.
 - Actions are NOT clipped to the action space Box(-3, 3), like the reference.
@@ -41,36 +41,9 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from anew.envs.spaceship_force import (
-    CHARGE_POSITIONS,
-    ROOM_SIZE,
-    SOFTENING,
-    ForceFn,
-    GridForce,
-    analytic_force,
-    make_force,
-    unit_fields,
-)
+from anew.envs.spaceship_force import CHARGE_POSITIONS, ROOM_SIZE, make_force
 from anew.envs.spaceship_render import draw_spaceship
 from anew.errors import AnewError
-
-__all__ = [
-    "CHARGE_POSITIONS",
-    "OUTCOMES",
-    "SOFTENING",
-    "TEST_ENVS",
-    "TRAIN_ENVS",
-    "ForceFn",
-    "GridForce",
-    "SpaceshipEnv",
-    "SpaceshipSim",
-    "SpaceshipVectorEnv",
-    "analytic_force",
-    "charges_of",
-    "register_spaceship_envs",
-    "theta_bucket",
-    "unit_fields",
-]
 
 NUM_DYNAMICS = 20
 TRAIN_ENVS = range(15)
@@ -320,7 +293,8 @@ class SpaceshipVectorEnv(gym.vector.VectorEnv):
     A finished slot is reset inside ``step``; its last observation is in ``info["final_obs"]`` (a float32
     [B, 2] array, not Gymnasium's object array: rows where ``info["_final_obs"]`` is False repeat the
     returned observation) and its episode's theta, env index and outcome code in ``info["final_info"]``.
-    ``reset(seed=s)`` seeds slot i with s + i; ``options={"env_index": k or [k_i]}`` fixes the envs.
+    ``reset(seed=s)`` seeds slot i with s + i (the first ``reset()`` uses the constructor's ``seed``);
+    ``options={"env_index": k or [k_i]}`` fixes the envs.
     ``state_dict`` / ``load_state_dict`` save and restore the batch exactly (for resumable runs).
     """
 
@@ -346,6 +320,7 @@ class SpaceshipVectorEnv(gym.vector.VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.render_mode = render_mode
+        self._initial_seed = seed  # the first reset() starts the constructor's seeded episodes
 
     def _info(self) -> dict[str, Any]:
         return {"env_index": self.sim.env_index.copy(), "theta": self.sim.theta.copy()}
@@ -353,6 +328,9 @@ class SpaceshipVectorEnv(gym.vector.VectorEnv):
     def reset(
         self, *, seed: int | Sequence[int] | None = None, options: dict | None = None
     ) -> tuple[np.ndarray, dict]:
+        if seed is None:
+            seed = self._initial_seed
+        self._initial_seed = None
         if seed is not None:
             self.sim.seed(seed)
         if options is not None and options.get("env_index") is not None:
