@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from anew.reincarnation import DopamineReplay, DopamineReplayWriter
-from anew.reincarnation.safe_pickle import safe_loads
+from anew.reincarnation.formats import DopamineReplay, DopamineReplayWriter
+from anew.reincarnation.formats.safe_pickle import safe_loads
 
 
 class DopamineLoopReader:

@@ -1,6 +1,7 @@
 """anew.reincarnation: reuse prior computation (teachers, their replay) and read Dopamine's files.
 
-Dopamine interop (no JAX, TensorFlow or orbax needed):
+Dopamine interop (no JAX, TensorFlow or orbax needed), in :mod:`anew.reincarnation.formats` and
+re-exported here:
 
 * :class:`DopamineReplay` - legacy ``$store$_*_ckpt.N.gz`` replay (DQN Replay Dataset, teacher buffers),
   sampled exactly like ``OutOfGraphReplayBuffer``; :class:`DopamineReplayWriter` /
@@ -19,16 +20,21 @@ Teacher-student methods:
 """
 
 from anew.reincarnation.baselines import METHODS, build_student
-from anew.reincarnation.dopamine_checkpoint import (
+from anew.reincarnation.formats import (
     DopamineConversion,
+    DopamineJaxReplay,
     DopamineNetwork,
     DopamineNetworkOutput,
+    DopamineReplay,
+    DopamineReplayWriter,
+    UnsafePickleError,
     convert_dopamine_checkpoint,
     load_dopamine_bundle,
     load_dopamine_network,
+    safe_load,
+    safe_loads,
+    write_dopamine_replay,
 )
-from anew.reincarnation.dopamine_jax_replay import DopamineJaxReplay
-from anew.reincarnation.dopamine_replay import DopamineReplay, DopamineReplayWriter, write_dopamine_replay
 from anew.reincarnation.qdagger import (
     PRESETS,
     ReincarnatingStudent,
@@ -37,7 +43,6 @@ from anew.reincarnation.qdagger import (
     tied_learning_rate,
     weaned_weight,
 )
-from anew.reincarnation.safe_pickle import UnsafePickleError, safe_load, safe_loads
 from anew.reincarnation.teachers import (
     Teacher,
     collect_teacher_replay,

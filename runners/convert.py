@@ -29,8 +29,8 @@ import tyro
 from anew import __version__
 from anew.envs import make_env
 from anew.errors import AnewError
-from anew.reincarnation import DopamineConversion, convert_dopamine_checkpoint
 from anew.reincarnation.baselines import copy_parameters
+from anew.reincarnation.formats import DopamineConversion, convert_dopamine_checkpoint
 from anew.runners import registry
 from anew.runners.checkpoint import checkpoint_name, save_checkpoint
 from anew.runners.train import RunArgs

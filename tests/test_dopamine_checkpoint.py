@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from anew.agents.networks import NatureCNN, QNetwork
 from anew.errors import AnewError
-from anew.reincarnation.dopamine_checkpoint import (
+from anew.reincarnation.formats.dopamine_checkpoint import (
     complete_iterations,
     convert_dopamine_checkpoint,
     dopamine_params,
@@ -20,7 +20,7 @@ from anew.reincarnation.dopamine_checkpoint import (
     load_dopamine_network,
     nature_state_dict,
 )
-from anew.reincarnation.safe_pickle import UnsafePickleError
+from anew.reincarnation.formats.safe_pickle import UnsafePickleError
 
 torch.set_num_threads(1)
 ATOL = 1e-5

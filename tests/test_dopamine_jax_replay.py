@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from anew.errors import AnewError
-from anew.reincarnation.dopamine_jax_replay import DopamineJaxReplay, find_replay_msgpack, sum_tree_query
+from anew.reincarnation.formats.dopamine_jax_replay import (
+    DopamineJaxReplay,
+    find_replay_msgpack,
+    sum_tree_query,
+)
 
 msgpack = pytest.importorskip("msgpack")
 cramjam = pytest.importorskip("cramjam")

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from anew.errors import AnewError
-from anew.reincarnation.dopamine_replay import (
-    DopamineReplay,
+from anew.reincarnation.formats.dopamine_replay import DopamineReplay
+from anew.reincarnation.formats.dopamine_replay_files import (
     DopamineReplayWriter,
     complete_suffixes,
     read_npy,
     write_dopamine_replay,
 )
-from anew.reincarnation.safe_pickle import UnsafePickleError
+from anew.reincarnation.formats.safe_pickle import UnsafePickleError
 
 FIELDS = ("state", "action", "reward", "next_state", "next_action", "next_reward", "terminal", "indices")
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from anew.errors import AnewError
-from anew.reincarnation.safe_pickle import UnsafePickleError, optax_state_stub, safe_load, safe_loads
+from anew.reincarnation.formats.safe_pickle import UnsafePickleError, optax_state_stub, safe_load, safe_loads
 
 
 class _RunsShellCommand:

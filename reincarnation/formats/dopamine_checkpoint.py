@@ -2,7 +2,7 @@
 
 Dopamine's ``Checkpointer`` pickles the agent bundle to ``ckpt.N`` and then writes
 ``sentinel_checkpoint_complete.N``; the latest complete N is the largest sentinel. The bundle is loaded with
-:mod:`anew.reincarnation.safe_pickle` (jax arrays become numpy, flax FrozenDicts dicts, optax states tuples).
+:mod:`anew.reincarnation.formats.safe_pickle` (jax arrays become numpy, flax FrozenDicts dicts, optax states tuples).
 
 ``NatureDQNNetwork`` (DQN) and ``RainbowNetwork`` (C51) parameters map one to one onto
 ``QNetwork(NatureCNN(4), num_actions, num_atoms)``: anew's Nature CNN already uses flax's SAME paddings
@@ -25,7 +25,7 @@ from torch import nn
 
 from anew.agents.networks import NatureCNN, QNetwork
 from anew.errors import AnewError
-from anew.reincarnation.safe_pickle import safe_load
+from anew.reincarnation.formats.safe_pickle import safe_load
 
 SENTINEL_PREFIX = "sentinel_checkpoint_complete."
 _LAYER_RE = re.compile(r"^(?P<kind>[A-Za-z]+)_(?P<number>\d+)$")
