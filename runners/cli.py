@@ -1,7 +1,8 @@
 """The ``anew`` command: one subcommand per module of ``anew.runners``.
 
 Each subcommand module exposes ``main(argv: list[str] | None) -> int`` and also runs as
-``python -m anew.runners.<command>``. Modules are imported lazily so ``anew envs`` stays fast.
+``python -m anew.runners.<module>`` (the module is named after the command, except ``anew envs``:
+``anew.runners.env_list``). Modules are imported lazily so ``anew envs`` stays fast.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reincarnate": ("anew.runners.reincarnate", "teach a student from a teacher: anew reincarnate qdagger ..."),
     "report": ("anew.runners.report", "IQM tables and plots from run directories: anew report runs/*"),
     "sweep": ("anew.runners.sweep", "agents x envs x seeds, locally or on Ray: anew sweep SPEC.toml"),
-    "envs": ("anew.runners.envs", "list every registered environment id with its kind"),
+    "envs": ("anew.runners.env_list", "list every registered environment id with its kind"),
     "convert": ("anew.runners.convert", "make a foreign checkpoint an anew one: anew convert dopamine DIR"),
     "solve": ("anew.runners.solve", "exact optimal costs for inventory problems: anew solve lost-sales"),
 }

@@ -1,4 +1,7 @@
-"""``anew envs``: every environment id anew can make, with its kind (gymnasium or pettingzoo)."""
+"""``anew envs``: every environment id anew can make, with its kind (gymnasium or pettingzoo).
+
+Named env_list, not envs, so it is not mistaken for the ``anew.envs`` package it lists.
+"""
 
 from __future__ import annotations
 
