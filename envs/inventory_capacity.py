@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from anew.envs.inventory_replay import ReplayConfig, ReplaySim, ReplayState, replay_observation, replay_step
+from anew.envs.inventory_replay import (
+    DemandHistorySim,
+    ReplayConfig,
+    ReplayState,
+    replay_observation,
+    replay_step,
+)
 from anew.errors import AnewError
 
 
@@ -69,7 +75,7 @@ class CapacitySim:
 
     def __init__(self, config: CapacityConfig, num_envs: int, seed: int | None = None, device: str = "cpu"):
         self.config, self.num_envs, self.device = config, num_envs, torch.device(device)
-        self.lanes = ReplaySim(config.replay, num_envs * config.num_products, seed=seed, device=device)
+        self.lanes = DemandHistorySim(config.replay, num_envs * config.num_products, seed=seed, device=device)
         self.generator = self.lanes.generator
         self.product_mean = self.lanes.demand.float().mean(dim=1)  # per catalogue product
         self.capacity = torch.zeros(num_envs, config.replay.periods, device=self.device)

@@ -23,10 +23,10 @@ from gymnasium.vector.utils import batch_space
 from anew.envs.inventory import InventoryConfig, InventorySim
 from anew.envs.inventory_capacity import CapacityConfig, CapacitySim
 from anew.envs.inventory_demand import DemandDistribution
-from anew.envs.inventory_replay import ReplayConfig, ReplaySim
+from anew.envs.inventory_replay import DemandHistorySim, ReplayConfig
 from anew.errors import AnewError
 
-Sim = InventorySim | ReplaySim | CapacitySim
+Sim = InventorySim | DemandHistorySim | CapacitySim
 
 # id suffix -> (builder name, max_episode_steps)
 ENV_IDS: dict[str, tuple[str, int]] = {
@@ -84,7 +84,7 @@ def make_sim(
                 }
                 kwargs = defaults | kwargs
             replay = ReplayConfig(**kwargs)
-            sim = ReplaySim(replay, num_envs, seed, device)
+            sim = DemandHistorySim(replay, num_envs, seed, device)
             obs_space = spaces.Box(0.0, np.inf, (sim.observation_size,), np.float32)
             return sim, obs_space, spaces.Box(0.0, float(replay.max_order), (1,), np.float32)
         capacity_fields = set(CapacityConfig.__dataclass_fields__) - {"replay"}

@@ -2,8 +2,9 @@
 
 Each instance replays one product's exogenous record (``anew.envs.inventory_history.History``); the
 agent's orders do not change the record, only the inventory. ``replay_step`` is the one
-implementation of the dynamics, used by ``ReplaySim`` (batched, no grad), by ``ReplaySim.rollout``
-(differentiable, for DirectBackprop) and by the capacitated multi-product simulator.
+implementation of the dynamics, used by ``DemandHistorySim`` (batched, no grad), by
+``DemandHistorySim.rollout`` (differentiable, for DirectBackprop) and by the capacitated multi-product
+simulator. "Replay" here means replaying a demand history, not an experience-replay buffer.
 
 Timing choices (stated here because DIM's appendix is not reproduced in anew's sources):
 1. An episode covers record periods ``window .. window + periods - 1``; the first ``window``
@@ -175,8 +176,8 @@ class ReplayConfig:
         return history
 
 
-class ReplaySim:
-    """``num_envs`` products replayed in lockstep; each reset draws the products at random."""
+class DemandHistorySim:
+    """``num_envs`` products whose demand histories are replayed in lockstep; resets draw products at random."""
 
     def __init__(self, config: ReplayConfig, num_envs: int, seed: int | None = None, device: str = "cpu"):
         self.config, self.num_envs, self.device = config, num_envs, torch.device(device)

@@ -19,9 +19,9 @@ from anew.envs.inventory_capacity import apply_capacity
 from anew.envs.inventory_gym import ENV_IDS, InventoryEnv, InventoryVectorEnv, register_inventory_envs
 from anew.envs.inventory_history import History, load_history, save_history, synthetic_history
 from anew.envs.inventory_replay import (
+    DemandHistorySim,
     Exogenous,
     ReplayConfig,
-    ReplaySim,
     ReplayState,
     replay_step,
     vendor_constraints,
@@ -139,7 +139,7 @@ def test_history_replay_reduces_to_lost_sales() -> None:
 
     record = torch.cat([torch.zeros(products, window), demands], dim=1).numpy()
     history = History(record, price=p, cost=0.0, lead_time=2, holding=1.0)
-    sim = ReplaySim(ReplayConfig(history=history, periods=periods, window=window, max_order=1e6), products)
+    sim = DemandHistorySim(ReplayConfig(history=history, periods=periods, window=window, max_order=1e6), products)
     obs = sim.reset(products=torch.arange(products))
     policy = BaseStockPolicy(16, lead_time=2)
     rewards = []
@@ -243,4 +243,4 @@ def test_bad_inputs_are_clear_errors(tmp_path) -> None:
     with pytest.raises(AnewError, match="lacks columns"):
         load_history(bad)
     with pytest.raises(AnewError, match="window"):
-        ReplaySim(ReplayConfig(history=synthetic_history(2, 10), periods=10, window=4), 2)
+        DemandHistorySim(ReplayConfig(history=synthetic_history(2, 10), periods=10, window=4), 2)
