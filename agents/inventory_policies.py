@@ -3,7 +3,8 @@
 Observations follow anew's inventory simulators: the first L entries are (x0, x1, ..., x_{L-1}),
 on-hand after this period's arrival and the pipeline (x_k arrives in k periods); the inventory
 position is their sum. Agents never import envs, so each policy takes the problem's parameters
-(lead time, demand pmf, p, h) itself; ``poisson_pmf`` builds the usual demand.
+(lead time, demand pmf, p, h) itself. The demand maths (``poisson_pmf``, quantiles, the expected
+period cost) comes from ``anew.inventory_demand``, the same module the simulators use.
 
 Definitions (Zipkin 2008; Xin 2021; Morton 1971):
 - base-stock: q = (S - IP)^+; the newsvendor level S = F_{L+1}^{-1}(p/(p+h)); capped: min(., r).
@@ -26,27 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-
-def poisson_pmf(mean: float, tail: float = 1e-14) -> np.ndarray:
-    """Poisson pmf on 0..d_max with the tail beyond d_max lumped into d_max."""
-    d_max = int(stats.poisson(mean).isf(tail)) + 1
-    pmf = stats.poisson(mean).pmf(np.arange(d_max + 1))
-    pmf[-1] += 1.0 - pmf.sum()
-    return pmf
-
-
-def demand_quantile(pmf: np.ndarray, periods: int, fraction: float) -> int:
-    """Smallest S with P(D_1 + ... + D_periods <= S) >= fraction."""
-    total = np.ones(1)
-    for _ in range(periods):
-        total = np.convolve(total, pmf)
-    return int(np.searchsorted(np.cumsum(total), fraction - 1e-12))
-
-
-def expected_period_cost(pmf: np.ndarray, levels: np.ndarray, p: float, h: float) -> np.ndarray:
-    """C(y) = E[h (y - D)^+ + p (D - y)^+] for each level y."""
-    gap = np.asarray(levels, dtype=float)[..., None] - np.arange(len(pmf))
-    return (h * np.maximum(gap, 0) + p * np.maximum(-gap, 0)) @ pmf
+from anew.inventory_demand import demand_quantile, expected_period_cost
 
 
 class _StatelessPolicy:

@@ -24,9 +24,9 @@ from anew.agents.core import AgentSpec, TransitionBatch
 from anew.agents.ppo import PRESETS, PPOAgent
 from anew.envs import final_next_obs
 from anew.envs.inventory import InventoryConfig, simulate_policy
-from anew.envs.inventory_demand import DemandDistribution
 from anew.envs.inventory_exact import lost_sales_optimum
 from anew.envs.inventory_gym import InventoryVectorEnv
+from anew.inventory_demand import DemandDistribution
 
 
 def train(args: argparse.Namespace) -> tuple[PPOAgent, float]:

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from anew.envs.inventory_demand import DemandDistribution, quantile
 from anew.errors import AnewError
+from anew.inventory_demand import DemandDistribution, quantile
 
 
 def inventory_step(

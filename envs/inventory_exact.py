@@ -20,17 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anew.envs.inventory_demand import DemandDistribution, convolve_pmf, quantile
 from anew.errors import AnewError
+from anew.inventory_demand import DemandDistribution, convolve_pmf, expected_period_cost, quantile
 
 _INVALID = 1e12  # value of grid cells that are not states (their inventory position exceeds S)
-
-
-def period_cost(pmf: np.ndarray, levels: np.ndarray, p: float, h: float) -> np.ndarray:
-    """E[h (y - D)^+ + p (D - y)^+] for each stock level y (y may be negative for backorders)."""
-    demand = np.arange(len(pmf))
-    gap = np.asarray(levels, dtype=float)[:, None] - demand[None, :]
-    return (h * np.maximum(gap, 0) + p * np.maximum(-gap, 0)) @ pmf
 
 
 @dataclass
@@ -74,7 +67,7 @@ def lost_sales_optimum(
     leftover = np.maximum(stock[:, None] - np.arange(len(pmf))[None, :], 0)
     A = np.zeros((S + 1, S + 1))
     np.add.at(A, (np.repeat(stock, len(pmf)), leftover.ravel()), np.tile(pmf, S + 1))
-    cost = period_cost(pmf, stock, p, h)
+    cost = expected_period_cost(pmf, stock, p, h)
 
     # Post-decision axes: (x0, x1, x2..x_{L-1}, q); for L = 1 the order itself plays x1's part.
     # B[x0, x1, y] = A[x0, y - x1] sends (x0, x1) to next on-hand y = (x0 - D)^+ + x1.
@@ -123,7 +116,7 @@ def backlog_optimum(
         raise AnewError(f"lead time must be >= 0, got {lead_time}")
     pmf = convolve_pmf((demand or DemandDistribution.poisson(5.0)).pmf(), lead_time + 1)
     level = quantile(pmf, p / (p + h))
-    return BacklogSolution(level, float(period_cost(pmf, np.array([level]), p, h)[0]))
+    return BacklogSolution(level, float(expected_period_cost(pmf, np.array([level]), p, h)[0]))
 
 
 @dataclass
@@ -161,7 +154,7 @@ def s_S_optimum(
     # G over a range of levels wide enough for s (below 0) and S (above the mean).
     offset = -len(lead_pmf) - 50
     levels = np.arange(offset, len(lead_pmf) + int(np.sqrt(K + 1) * 20) + 50)
-    G = period_cost(lead_pmf, levels, p, h)
+    G = expected_period_cost(lead_pmf, levels, p, h)
 
     def cost(s_: int, S_: int) -> float:
         return s_S_cost(s_, S_, G, offset, pmf, K)
@@ -204,7 +197,7 @@ def constant_order_cost(
     rhs = np.zeros(size)
     rhs[-1] = 1.0
     stationary = np.linalg.solve(system, rhs)
-    return float(stationary @ period_cost(pmf, x, p, h))
+    return float(stationary @ expected_period_cost(pmf, x, p, h))
 
 
 def best_constant_order(

@@ -22,9 +22,9 @@ from gymnasium.vector.utils import batch_space
 
 from anew.envs.inventory import InventoryConfig, InventorySim
 from anew.envs.inventory_capacity import CapacityConfig, CapacitySim
-from anew.envs.inventory_demand import DemandDistribution
 from anew.envs.inventory_replay import DemandHistorySim, ReplayConfig
 from anew.errors import AnewError
+from anew.inventory_demand import DemandDistribution
 
 Sim = InventorySim | DemandHistorySim | CapacitySim
 

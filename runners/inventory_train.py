@@ -99,11 +99,11 @@ def optimal_cost(config: InventoryTrainConfig) -> float | None:
     if config.env_id not in SINGLE_PRODUCT or set(config.env_kwargs) - {"max_order"}:
         return None
     if config.env_id == "anew/LostSales-v0":
-        from anew.envs.inventory_demand import DemandDistribution
+        from anew.inventory_demand import DemandDistribution
 
         demand = DemandDistribution.poisson(config.demand_mean)
         return lost_sales_optimum(config.lead_time, config.p, config.h, demand).average_cost
-    from anew.envs.inventory_demand import DemandDistribution
+    from anew.inventory_demand import DemandDistribution
 
     return backlog_optimum(
         config.lead_time, config.p, config.h, DemandDistribution.poisson(config.demand_mean)

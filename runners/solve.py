@@ -30,16 +30,15 @@ from anew.agents.inventory_policies import (
     VectorBaseStockPolicy,
 )
 from anew.envs.inventory import InventoryConfig, InventorySim, inventory_step, simulate_policy
-from anew.envs.inventory_demand import DemandDistribution, convolve_pmf, quantile
 from anew.envs.inventory_exact import (
     backlog_optimum,
     best_constant_order,
     lost_sales_optimum,
-    period_cost,
     s_S_cost,
     s_S_optimum,
 )
 from anew.errors import AnewError
+from anew.inventory_demand import DemandDistribution, convolve_pmf, expected_period_cost, quantile
 
 
 @dataclass
@@ -197,7 +196,7 @@ def solve_backlog(args: Backlog) -> dict[str, Any]:
         )
     ]
     for level in (optimum.level - 1, optimum.level + 1):
-        cost = float(period_cost(lead_pmf, np.array([level]), args.p, args.h)[0])
+        cost = float(expected_period_cost(lead_pmf, np.array([level]), args.p, args.h)[0])
         rows.append(_row("base-stock", {"S": level}, cost, None, "exact"))
     config = InventoryConfig(
         lead_time=args.lead_time, p=args.p, h=args.h, demand=demand, backlog=True, max_order=10**6
@@ -224,7 +223,7 @@ def solve_s_S(args: SS) -> dict[str, Any]:
     lead_pmf = convolve_pmf(pmf, args.lead_time + 1)
     level = quantile(lead_pmf, args.p / (args.p + args.h))
     offset = -len(lead_pmf) - 50
-    G = period_cost(lead_pmf, np.arange(offset, level + 10), args.p, args.h)
+    G = expected_period_cost(lead_pmf, np.arange(offset, level + 10), args.p, args.h)
     rows.append(
         _row(
             "base-stock (order every period)",

@@ -12,17 +12,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from anew.envs.inventory_demand import DemandDistribution, convolve_pmf, quantile
 from anew.envs.inventory_exact import (
     backlog_optimum,
     best_constant_order,
     constant_order_cost,
     lost_sales_optimum,
-    period_cost,
     s_S_cost,
     s_S_optimum,
 )
 from anew.errors import AnewError
+from anew.inventory_demand import DemandDistribution, convolve_pmf, expected_period_cost, quantile
 
 # (L, p) -> optimal long-run average cost (Poisson mean 5, h = 1)
 LOST_SALES_OPTIMA = {(1, 4): 4.0407, (2, 4): 4.3953, (2, 9): 6.0936, (4, 4): 4.7285}
@@ -126,7 +125,7 @@ def test_zheng_federgruen_is_the_brute_force_minimum() -> None:
     for K, lead_time in [(5.0, 0), (20.0, 1), (1.0, 2)]:
         lead_pmf = convolve_pmf(pmf, lead_time + 1)
         offset = -100
-        G = period_cost(lead_pmf, np.arange(offset, 120), 4.0, 1.0)
+        G = expected_period_cost(lead_pmf, np.arange(offset, 120), 4.0, 1.0)
         brute = min((s_S_cost(s, S, G, offset, pmf, K), s, S) for S in range(60) for s in range(-20, S))
         solution = s_S_optimum(K, 4.0, lead_time=lead_time)
         assert solution.average_cost == pytest.approx(brute[0], abs=1e-9)

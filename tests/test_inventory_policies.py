@@ -21,10 +21,10 @@ from anew.agents.inventory_policies import (
     TablePolicy,
     VectorBaseStockPolicy,
     best_base_stock,
-    poisson_pmf,
 )
 from anew.envs.inventory import InventoryConfig, simulate_policy
 from anew.envs.inventory_exact import backlog_optimum, constant_order_cost, lost_sales_optimum, s_S_optimum
+from anew.inventory_demand import poisson_pmf
 
 PMF = poisson_pmf(5.0)
 

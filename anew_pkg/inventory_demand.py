@@ -1,4 +1,8 @@
-"""Demand distributions for the inventory simulators and their exact solvers.
+"""Inventory demand maths: the one place both the simulators and the classical policies take it from.
+
+``anew.envs`` (simulators, exact solvers) and ``anew.agents`` (base-stock, myopic, ... policies) both need
+the demand model, and agents may not import envs, nor envs learning code; so it lives here, at the top of
+the package, in plain numpy and scipy.
 
 One object serves both sides: exact methods read the truncated probability mass function, simulators
 draw from the same pmf by inverse transform, so a simulated cost and an exact cost refer to the same
@@ -10,12 +14,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from scipy import stats
 
 from anew.errors import AnewError
 
 KINDS = ("poisson", "geometric", "custom")
+
+
+def truncated_pmf(dist: stats.rv_discrete, tail: float = 1e-14) -> np.ndarray:
+    """P(D = d) for d = 0..d_max of a frozen scipy distribution, the tail beyond d_max lumped into d_max."""
+    d_max = int(dist.isf(tail)) + 1
+    pmf = dist.pmf(np.arange(d_max + 1))
+    pmf[-1] += 1.0 - pmf.sum()
+    return pmf
+
+
+def poisson_pmf(mean: float, tail: float = 1e-14) -> np.ndarray:
+    """Poisson pmf on 0..d_max with the tail beyond d_max lumped into d_max."""
+    return truncated_pmf(stats.poisson(mean), tail)
 
 
 @dataclass(frozen=True)
@@ -51,19 +67,9 @@ class DemandDistribution:
         if self.kind == "custom":
             return np.asarray(self.custom_pmf, dtype=float)
         if self.kind == "poisson":
-            dist = stats.poisson(self.mean)
-        else:  # geometric on {0, 1, ...} with P(D = k) = (1 - theta) theta^k, mean theta / (1 - theta)
-            dist = stats.geom(1.0 / (1.0 + self.mean), loc=-1)
-        d_max = int(dist.isf(self.tail)) + 1
-        pmf = dist.pmf(np.arange(d_max + 1))
-        pmf[-1] += 1.0 - pmf.sum()
-        return pmf
-
-    def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-        """Float32 demands of the given shape, by inverse transform on the truncated pmf."""
-        cdf = torch.as_tensor(np.cumsum(self.pmf()), dtype=torch.float64)
-        uniform = torch.rand(shape, generator=generator, dtype=torch.float64)
-        return torch.searchsorted(cdf, uniform, right=True).clamp_(max=len(cdf) - 1).to(torch.float32)
+            return poisson_pmf(self.mean, self.tail)
+        # geometric on {0, 1, ...} with P(D = k) = (1 - theta) theta^k, mean theta / (1 - theta)
+        return truncated_pmf(stats.geom(1.0 / (1.0 + self.mean), loc=-1), self.tail)
 
 
 def convolve_pmf(pmf: np.ndarray, periods: int) -> np.ndarray:
@@ -78,3 +84,14 @@ def quantile(pmf: np.ndarray, fraction: float) -> int:
     """Smallest d with P(D <= d) >= fraction (the newsvendor critical-fractile solution)."""
     cdf = np.cumsum(pmf)
     return int(np.searchsorted(cdf, fraction - 1e-12))
+
+
+def demand_quantile(pmf: np.ndarray, periods: int, fraction: float) -> int:
+    """Smallest S with P(D_1 + ... + D_periods <= S) >= fraction."""
+    return quantile(convolve_pmf(pmf, periods), fraction)
+
+
+def expected_period_cost(pmf: np.ndarray, levels: np.ndarray, p: float, h: float) -> np.ndarray:
+    """C(y) = E[h (y - D)^+ + p (D - y)^+] for each stock level y (any shape; y < 0 is a backlog)."""
+    gap = np.asarray(levels, dtype=float)[..., None] - np.arange(len(pmf))
+    return (h * np.maximum(gap, 0) + p * np.maximum(-gap, 0)) @ pmf
