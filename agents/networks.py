@@ -1,4 +1,4 @@
-"""Torsos and Q-heads shared by the value-based agents.
+"""Torsos, Q-heads and the actor-critic network shared by the agents.
 
 The Nature CNN is laid out exactly like Dopamine's JAX ``NatureDQNNetwork`` (SAME padding, so the
 flattened feature map is 11x11x64 = 7744, not the 3136 of VALID padding), which lets Dopamine
@@ -7,8 +7,10 @@ weights load one to one (see ``anew.reincarnation``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -134,3 +136,72 @@ def default_torso(obs_shape: Sequence[int]) -> str:
     if len(obs_shape) == 3 and tuple(obs_shape[1:]) == (10, 10):
         return "minatar"
     return "mlp"
+
+
+# ---------------------------------------------------------------------- actor-critic (PPO and its kin)
+def layer_init(layer: nn.Module, std: float, generator: torch.Generator) -> nn.Module:
+    """Orthogonal weights with gain ``std`` and zero biases (CleanRL's ``layer_init``), from ``generator``."""
+    nn.init.orthogonal_(layer.weight, std, generator=generator)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp(sizes: list[int], activation: str, out_std: float, generator: torch.Generator) -> nn.Sequential:
+    """Orthogonally initialised MLP: gain sqrt(2) for hidden layers, ``out_std`` for the last (CleanRL)."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        last = i == len(sizes) - 2
+        gain = out_std if last else math.sqrt(2)
+        layers.append(layer_init(nn.Linear(sizes[i], sizes[i + 1]), gain, generator))
+        if not last:
+            layers.append(nn.Tanh() if activation == "tanh" else nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    """Policy head (logits, or a Gaussian mean with a state-independent ``log_std``) and value head.
+
+    Vector observations get separate actor and critic MLPs (``hidden`` widths, ``activation``); images
+    share one CNN torso (``torso``: a ``make_torso`` name, or "auto" for ``default_torso``). Weights are
+    drawn from ``generator`` alone, CleanRL's initialisation.
+    """
+
+    def __init__(
+        self,
+        obs_shape: tuple[int, ...],
+        outputs: int,
+        continuous: bool,
+        generator: torch.Generator,
+        torso: str = "auto",
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        init_log_std: float = 0.0,
+    ):
+        super().__init__()
+        kind = default_torso(obs_shape) if torso == "auto" else torso
+        if kind == "mlp":
+            self.torso: nn.Module = nn.Flatten()
+            width = int(np.prod(obs_shape))
+            self.actor = mlp([width, *hidden, outputs], activation, 0.01, generator)
+            self.critic = mlp([width, *hidden, 1], activation, 1.0, generator)
+        else:
+            self.torso = make_torso(kind, obs_shape)
+            for module in self.torso.modules():
+                if isinstance(module, (nn.Linear, nn.Conv2d)):
+                    layer_init(module, math.sqrt(2), generator)
+            self.actor = layer_init(nn.Linear(self.torso.out_features, outputs), 0.01, generator)
+            self.critic = layer_init(nn.Linear(self.torso.out_features, 1), 1.0, generator)
+        self.log_std = nn.Parameter(torch.full((outputs,), init_log_std)) if continuous else None
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits or Gaussian mean [B, outputs], value [B])."""
+        features = self.torso(obs)
+        return self.actor(features), self.critic(features).squeeze(-1)
+
+    def policy(self, obs: torch.Tensor) -> torch.Tensor:
+        """The policy head's output alone (logits or Gaussian mean)."""
+        return self.actor(self.torso(obs))
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(obs) [B]."""
+        return self.critic(self.torso(obs)).squeeze(-1)

@@ -1,9 +1,10 @@
 """PPO (Schulman et al., 2017) in the manner of CleanRL's ``ppo.py`` and ``ppo_continuous_action.py``.
 
-Read top to bottom: the config and its presets, the pure maths (GAE, the clipped losses, the Gaussian
-log-density, running statistics), the network, then the agent. The runner owns the env loop: ``act``
-samples actions and caches their log-probs and values, ``observe`` appends one vector step to the
-rollout (``num_steps`` per env), and ``update`` runs the PPO epochs once the rollout is full.
+The config and its presets live in ``anew.agents.ppo_config``, the pure maths (GAE, the clipped losses,
+the policy heads' log-probs and entropies) in ``anew.agents.policy_losses`` and the actor-critic network
+in ``anew.agents.networks``; this module keeps the running statistics and the agent. The runner owns the
+env loop: ``act`` samples actions and caches their log-probs and values, ``observe`` appends one vector
+step to the rollout (``num_steps`` per env), and ``update`` runs the PPO epochs once the rollout is full.
 
 Time limits bootstrap: a truncated step's target uses V(final observation), which the runner passes
 as ``TransitionBatch.next_obs``; only ``terminated`` zeroes the bootstrap.
@@ -12,8 +13,7 @@ as ``TransitionBatch.next_obs``; only ``terminated`` zeroes the bootstrap.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -21,194 +21,22 @@ import torch
 from torch import nn
 
 from anew.agents.core import AgentBase, AgentSpec, TransitionBatch
-from anew.agents.networks import default_torso, make_torso
+from anew.agents.networks import ActorCritic, default_torso
+from anew.agents.policy_losses import (
+    categorical_log_prob_and_entropy,
+    clipped_surrogate_loss,
+    gae_advantages,
+    gaussian_entropy,
+    gaussian_log_prob,
+    value_loss,
+)
+from anew.agents.ppo_config import PRESETS, PPOConfig, check_ppo_config, default_preset
 from anew.errors import AnewError
 
-
-@dataclass
-class PPOConfig:
-    """PPO hyperparameters; defaults are CleanRL's ``ppo.py`` (discrete actions, classic control)."""
-
-    signed_fields: ClassVar[tuple[str, ...]] = (
-        "init_log_std",
-    )  # may be negative (the runner's config check)
-
-    lr: float = 2.5e-4
-    """Adam learning rate (at the start of annealing)."""
-    adam_eps: float = 1e-5
-    """Adam epsilon."""
-    anneal_steps: int = 500_000
-    """Agent steps over which the lr decays linearly to 0 (CleanRL's anneal_lr over --total-steps; 0: constant)."""
-    num_steps: int = 128
-    """Rollout steps per env between updates (a batch holds num_steps x num_envs transitions)."""
-    gamma: float = 0.99
-    """Discount factor."""
-    gae_lambda: float = 0.95
-    """Lambda of generalized advantage estimation."""
-    num_minibatches: int = 4
-    """Minibatches per epoch."""
-    update_epochs: int = 4
-    """Passes over the batch per update."""
-    norm_adv: bool = True
-    """Normalise advantages per minibatch."""
-    clip_coef: float = 0.2
-    """Surrogate clipping coefficient (also clips the value change when clip_vloss)."""
-    clip_vloss: bool = True
-    """Clip the value loss as in PPO2."""
-    ent_coef: float = 0.01
-    """Entropy bonus coefficient."""
-    vf_coef: float = 0.5
-    """Value loss coefficient."""
-    max_grad_norm: float = 0.5
-    """Clip the global gradient norm to this value (0 disables)."""
-    target_kl: float = 0.0
-    """Stop the epochs of an update once the approximate KL exceeds this (0 disables)."""
-    normalize_obs: bool = False
-    """Normalise observations by running mean/std (CleanRL's NormalizeObservation), clipped to +-obs_clip."""
-    obs_clip: float = 10.0
-    """Clip normalised observations to [-c, c]."""
-    normalize_reward: bool = False
-    """Scale learning rewards by the running std of the discounted return (CleanRL's NormalizeReward)."""
-    reward_clip: float = 0.0
-    """Clip learning rewards (after scaling) to [-c, c] (0 disables). Logged returns stay unclipped."""
-    torso: Literal["auto", "mlp", "nature", "minatar", "impala"] = "auto"
-    """auto: separate tanh MLPs for vector observations, a shared CNN torso (make_torso) for images."""
-    hidden: tuple[int, ...] = (64, 64)
-    """Hidden widths of the actor and critic MLPs."""
-    activation: Literal["tanh", "relu"] = "tanh"
-    """Hidden activation of the MLPs (tanh as CleanRL; relu is several times cheaper on CPU)."""
-    init_log_std: float = 0.0
-    """Initial state-independent log-std of the Gaussian policy (continuous actions)."""
-    rescale_actions: bool = True
-    """Gaussian over [-1, 1] mapped onto finite Box bounds (False: raw units, as CleanRL)."""
+__all__ = ["PRESETS", "PPOAgent", "PPOConfig", "RunningMeanStd", "check_ppo_config", "default_preset"]
 
 
-PRESETS: dict[str, PPOConfig] = {
-    # RL Zoo's tuned CartPole setting (8 envs x 32 steps, full-batch epochs) with 10 epochs instead of 20:
-    # seeds 1-10 all solve CartPole-v1 in 100k steps at half the cost (5 epochs: 0 of 10). Run with --num-envs 8.
-    "classic-control": PPOConfig(
-        lr=1e-3,
-        anneal_steps=100_000,
-        num_steps=32,
-        gamma=0.98,
-        gae_lambda=0.8,
-        num_minibatches=1,
-        update_epochs=10,
-        ent_coef=0.0,
-    ),
-    # CleanRL's ppo_continuous_action.py (1 env x 2048 steps, obs/reward normalisation), --num-envs 1.
-    "mujoco": PPOConfig(
-        lr=3e-4,
-        anneal_steps=1_000_000,
-        num_steps=2048,
-        num_minibatches=32,
-        update_epochs=10,
-        ent_coef=0.0,
-        normalize_obs=True,
-        normalize_reward=True,
-        reward_clip=10.0,
-        rescale_actions=False,
-    ),
-    # CleanRL's ppo_atari.py (8 envs x 128 steps, a shared Nature CNN; MinAtar gets its own conv). --num-envs 8.
-    "atari": PPOConfig(anneal_steps=10_000_000, clip_coef=0.1, reward_clip=1.0),
-    # anew's inventory envs (long truncated episodes, costs of similar size every period). Run with --num-envs 8
-    # (2048 transitions per update): lost sales L=2, p=4 lands within 0.7% of the optimum after 1M steps
-    # (benchmarks/bench_ppo_inventory.py).
-    "inventory": PPOConfig(
-        lr=3e-4,
-        anneal_steps=1_000_000,
-        num_steps=256,
-        num_minibatches=8,
-        update_epochs=10,
-        clip_vloss=False,  # returns are large and alike: a clipped value would crawl towards them
-        ent_coef=0.0,
-        normalize_obs=True,
-        normalize_reward=True,
-        hidden=(128, 128),
-        activation="relu",
-    ),
-}
-PRESETS["continuous"] = PRESETS["mujoco"]
-
-INVENTORY_PREFIXES = ("anew/LostSales", "anew/Backlog", "anew/HistoryReplay", "anew/VendorConstraints",
-                      "anew/CapacitatedMultiProduct")  # fmt: skip
-CONTINUOUS_IDS = ("Pendulum", "MountainCarContinuous", "LunarLanderContinuous", "BipedalWalker", "HalfCheetah",
-                  "Hopper", "Walker2d", "Ant", "Humanoid", "Swimmer", "Reacher", "Pusher", "InvertedPendulum",
-                  "InvertedDoublePendulum")  # fmt: skip
-
-
-def default_preset(env_id: str) -> str:
-    """inventory for anew's inventory envs, atari for ALE and MinAtar, mujoco for known continuous-control
-    ids, classic-control otherwise (a Box action space works with any preset)."""
-    if env_id.startswith(INVENTORY_PREFIXES):
-        return "inventory"
-    if env_id.startswith(("ALE/", "anew/MinAtar")):
-        return "atari"
-    return "mujoco" if env_id.split("/")[-1].split("-")[0] in CONTINUOUS_IDS else "classic-control"
-
-
-# ---------------------------------------------------------------------- the maths
-def gae_advantages(
-    rewards: torch.Tensor,
-    values: torch.Tensor,
-    next_values: torch.Tensor,
-    terminated: torch.Tensor,
-    episode_over: torch.Tensor,
-    gamma: float,
-    gae_lambda: float,
-) -> torch.Tensor:
-    """Generalized advantage estimates for [T, N] rollouts (time first).
-
-    ``next_values[t]`` is V of the observation after step t: the true final observation when the
-    episode ended at t, so a truncated step still bootstraps. ``terminated`` zeroes that bootstrap;
-    ``episode_over`` (terminated or truncated) stops the lambda-recursion at the episode boundary.
-    """
-    advantages = torch.zeros_like(rewards)
-    running = torch.zeros_like(rewards[0])
-    for t in reversed(range(rewards.shape[0])):
-        delta = rewards[t] + gamma * next_values[t] * (1.0 - terminated[t]) - values[t]
-        running = delta + gamma * gae_lambda * (1.0 - episode_over[t]) * running
-        advantages[t] = running
-    return advantages
-
-
-def clipped_surrogate_loss(
-    new_log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor, clip_coef: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """PPO's clipped policy loss (to minimise), the approximate KL (Schulman's k3) and the clip fraction."""
-    log_ratio = new_log_prob - old_log_prob
-    ratio = log_ratio.exp()
-    unclipped = -advantages * ratio
-    clipped = -advantages * ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef)
-    loss = torch.max(unclipped, clipped).mean()
-    with torch.no_grad():
-        approx_kl = ((ratio - 1.0) - log_ratio).mean()
-        clip_fraction = ((ratio - 1.0).abs() > clip_coef).float().mean()
-    return loss, approx_kl, clip_fraction
-
-
-def value_loss(
-    new_values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip_coef: float, clip: bool
-) -> torch.Tensor:
-    """Half mean squared error to the returns; with ``clip`` the pessimum of the clipped and unclipped errors."""
-    unclipped = (new_values - returns) ** 2
-    if not clip:
-        return 0.5 * unclipped.mean()
-    clipped_values = old_values + (new_values - old_values).clamp(-clip_coef, clip_coef)
-    return 0.5 * torch.max(unclipped, (clipped_values - returns) ** 2).mean()
-
-
-def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """Log-density of a diagonal Gaussian, summed over the last (action) axis."""
-    z = (actions - mean) * torch.exp(-log_std)
-    return (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-
-
-def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
-    """Entropy of a diagonal Gaussian, summed over the last (action) axis."""
-    return (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum(-1)
-
-
+# ---------------------------------------------------------------------- running statistics
 class RunningMeanStd:
     """Running mean and variance over batches (Chan et al.'s parallel update), in float64."""
 
@@ -230,64 +58,6 @@ class RunningMeanStd:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.mean, self.var, self.count = (state[k].to(self.mean.device) for k in ("mean", "var", "count"))
-
-
-# ---------------------------------------------------------------------- the network
-def layer_init(layer: nn.Module, std: float, generator: torch.Generator) -> nn.Module:
-    nn.init.orthogonal_(layer.weight, std, generator=generator)
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
-def mlp(sizes: list[int], activation: str, out_std: float, generator: torch.Generator) -> nn.Sequential:
-    """Orthogonally initialised MLP: gain sqrt(2) for hidden layers, ``out_std`` for the last (CleanRL)."""
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        last = i == len(sizes) - 2
-        gain = out_std if last else math.sqrt(2)
-        layers.append(layer_init(nn.Linear(sizes[i], sizes[i + 1]), gain, generator))
-        if not last:
-            layers.append(nn.Tanh() if activation == "tanh" else nn.ReLU())
-    return nn.Sequential(*layers)
-
-
-class ActorCritic(nn.Module):
-    """Policy head (logits or Gaussian mean) and value head; separate MLPs, or a shared CNN for images."""
-
-    def __init__(
-        self,
-        config: PPOConfig,
-        obs_shape: tuple[int, ...],
-        outputs: int,
-        continuous: bool,
-        generator: torch.Generator,
-    ):
-        super().__init__()
-        kind = default_torso(obs_shape) if config.torso == "auto" else config.torso
-        if kind == "mlp":
-            self.torso: nn.Module = nn.Flatten()
-            width = int(np.prod(obs_shape))
-            self.actor = mlp([width, *config.hidden, outputs], config.activation, 0.01, generator)
-            self.critic = mlp([width, *config.hidden, 1], config.activation, 1.0, generator)
-        else:
-            self.torso = make_torso(kind, obs_shape)
-            for module in self.torso.modules():
-                if isinstance(module, (nn.Linear, nn.Conv2d)):
-                    layer_init(module, math.sqrt(2), generator)
-            self.actor = layer_init(nn.Linear(self.torso.out_features, outputs), 0.01, generator)
-            self.critic = layer_init(nn.Linear(self.torso.out_features, 1), 1.0, generator)
-        self.log_std = nn.Parameter(torch.full((outputs,), config.init_log_std)) if continuous else None
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits or Gaussian mean [B, outputs], value [B])."""
-        features = self.torso(obs)
-        return self.actor(features), self.critic(features).squeeze(-1)
-
-    def policy(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor(self.torso(obs))
-
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.critic(self.torso(obs)).squeeze(-1)
 
 
 # ---------------------------------------------------------------------- the agent
@@ -333,9 +103,16 @@ class PPOAgent(AgentBase):
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(int(np.random.SeedSequence([seed, 1_771]).generate_state(1)[0]))
         init_generator = torch.Generator().manual_seed(seed)  # weights depend on the seed alone
-        self.network = ActorCritic(config, self.obs_shape, outputs, self.continuous, init_generator).to(
-            self.device
-        )
+        self.network = ActorCritic(
+            self.obs_shape,
+            outputs,
+            self.continuous,
+            init_generator,
+            torso=config.torso,
+            hidden=config.hidden,
+            activation=config.activation,
+            init_log_std=config.init_log_std,
+        ).to(self.device)
         self.optimizer = torch.optim.Adam(
             self.network.parameters(),
             lr=config.lr,
@@ -379,9 +156,7 @@ class PPOAgent(AgentBase):
         if self.continuous:
             log_std = self.network.log_std.expand_as(head)
             return gaussian_log_prob(actions, head, log_std), gaussian_entropy(log_std)
-        log_probs = torch.log_softmax(head, dim=-1)
-        entropy = -(log_probs.exp() * log_probs).sum(-1)
-        return log_probs.gather(1, actions.unsqueeze(1)).squeeze(1), entropy
+        return categorical_log_prob_and_entropy(head, actions)
 
     def to_env_actions(self, actions: torch.Tensor) -> np.ndarray:
         """Policy-space actions -> what the env steps with (rescaled and clipped to the Box bounds)."""
@@ -560,21 +335,3 @@ class PPOAgent(AgentBase):
             self.rollout[name].copy_(value)
         self.position = int(state["position"])
         self.discounted_return = state["discounted_return"].to(self.device).clone()
-
-
-def check_ppo_config(config: PPOConfig, num_envs: int) -> None:
-    """Reject settings no run could use, naming the flag."""
-    for name in ("num_steps", "num_minibatches", "update_epochs"):
-        if getattr(config, name) < 1:
-            raise AnewError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(config, name)})")
-    if config.num_minibatches > config.num_steps * num_envs:
-        raise AnewError(
-            f"--num-minibatches {config.num_minibatches} exceeds the batch of num_steps x num_envs = "
-            f"{config.num_steps * num_envs} transitions; lower it or raise --num-steps"
-        )
-    if not 0.0 <= config.gae_lambda <= 1.0 or not 0.0 <= config.gamma <= 1.0:
-        raise AnewError(
-            f"--gamma and --gae-lambda must lie in [0, 1] (got {config.gamma}, {config.gae_lambda})"
-        )
-    if config.clip_coef <= 0:
-        raise AnewError(f"--clip-coef must be positive (got {config.clip_coef})")

@@ -1,4 +1,4 @@
-"""PPO: the pure maths against hand-computed values, the agent's bookkeeping, and short CLI runs."""
+"""PPO: running statistics, the agent's bookkeeping, and short CLI runs (its pure maths: test_policy_losses)."""
 
 from __future__ import annotations
 
@@ -12,20 +12,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from scipy import stats
 
 from anew.agents.core import AgentSpec, TransitionBatch
-from anew.agents.ppo import (
-    PPOAgent,
-    PPOConfig,
-    RunningMeanStd,
-    clipped_surrogate_loss,
-    default_preset,
-    gae_advantages,
-    gaussian_entropy,
-    gaussian_log_prob,
-    value_loss,
-)
+from anew.agents.policy_losses import gaussian_log_prob
+from anew.agents.ppo import PPOAgent, PPOConfig, RunningMeanStd, default_preset
 from anew.errors import AnewError
 
 torch.set_num_threads(1)
@@ -33,72 +23,7 @@ torch.set_num_threads(1)
 CARTPOLE_OBS = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
 
 
-# ---------------------------------------------------------------------- GAE
-def test_gae_matches_hand_computation_with_terminated_and_truncated_steps() -> None:
-    gamma, lam = 0.9, 0.5
-    # env 0: no episode end.  env 1: terminated at t=0, truncated at t=2 (final obs worth 4).
-    # env 2: truncated at t=0 with final obs worth 3, then running.
-    rewards = torch.tensor([[1.0, 1.0, 0.0], [2.0, 1.0, 0.0], [3.0, 1.0, 0.0]])
-    values = torch.tensor([[0.5, 2.0, 1.0], [1.0, 2.0, 1.0], [1.5, 2.0, 1.0]])
-    next_values = torch.tensor([[1.0, 5.0, 3.0], [1.5, 2.0, 1.0], [2.0, 4.0, 1.0]])
-    terminated = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
-    truncated = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    advantages = gae_advantages(rewards, values, next_values, terminated, terminated + truncated, gamma, lam)
-    # deltas by hand: env0 1.4, 2.35, 3.3; env1 -1 (no bootstrap), 0.8, 2.6 (bootstraps on 4); env2 1.7, -0.1, -0.1
-    expected = torch.tensor(
-        [
-            [1.4 + 0.45 * (2.35 + 0.45 * 3.3), -1.0, 1.7],
-            [2.35 + 0.45 * 3.3, 0.8 + 0.45 * 2.6, -0.1 + 0.45 * -0.1],
-            [3.3, 2.6, -0.1],
-        ]
-    )
-    torch.testing.assert_close(advantages, expected)
-
-
-def test_gae_with_lambda_one_is_the_discounted_return_minus_value() -> None:
-    rewards = torch.tensor([[1.0], [2.0], [3.0]])
-    values = torch.tensor([[0.3], [0.2], [0.1]])
-    next_values = torch.tensor([[0.2], [0.1], [10.0]])
-    zeros = torch.zeros(3, 1)
-    advantages = gae_advantages(rewards, values, next_values, zeros, zeros, 0.9, 1.0)
-    returns = [1 + 0.9 * 2 + 0.81 * 3 + 0.729 * 10, 2 + 0.9 * 3 + 0.81 * 10, 3 + 0.9 * 10]
-    torch.testing.assert_close(advantages + values, torch.tensor(returns).unsqueeze(1))
-
-
-# ---------------------------------------------------------------------- losses
-def test_clipped_surrogate_loss_values_kl_clipfrac_and_gradients() -> None:
-    ratios = torch.tensor([1.5, 1.5, 0.5, 0.5, 1.1])
-    advantages = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0])
-    new_log_prob = ratios.log().requires_grad_()
-    loss, approx_kl, clip_fraction = clipped_surrogate_loss(new_log_prob, torch.zeros(5), advantages, 0.2)
-    # per sample max(-A r, -A clip(r)): -1.2, 1.5, -0.5, 0.8, -1.1
-    assert loss.item() == pytest.approx((-1.2 + 1.5 - 0.5 + 0.8 - 1.1) / 5)
-    assert clip_fraction.item() == pytest.approx(4 / 5)
-    assert approx_kl.item() == pytest.approx(float(((ratios - 1) - ratios.log()).mean()))
-    loss.backward()
-    # Clipped terms carry no gradient; unclipped ones d(-A r)/dlogp = -A r, averaged.
-    torch.testing.assert_close(new_log_prob.grad, torch.tensor([0.0, 1.5, -0.5, 0.0, -1.1]) / 5)
-
-
-def test_value_loss_clipped_and_unclipped() -> None:
-    new, old, returns = torch.tensor([2.0, 0.1]), torch.tensor([0.0, 0.0]), torch.tensor([3.0, 0.0])
-    # sample 0: unclipped (2-3)^2 = 1, clipped value 0.2 -> (0.2-3)^2 = 7.84; sample 1: both 0.01
-    assert value_loss(new, old, returns, 0.2, clip=True).item() == pytest.approx(0.5 * (7.84 + 0.01) / 2)
-    assert value_loss(new, old, returns, 0.2, clip=False).item() == pytest.approx(0.5 * (1.0 + 0.01) / 2)
-
-
-def test_gaussian_log_prob_and_entropy_against_scipy_and_torch() -> None:
-    generator = torch.Generator().manual_seed(0)
-    mean = torch.randn(6, 3, generator=generator)
-    log_std = torch.randn(3, generator=generator).expand(6, 3)
-    actions = torch.randn(6, 3, generator=generator) * 2
-    ours = gaussian_log_prob(actions, mean, log_std)
-    reference = stats.norm.logpdf(actions.numpy(), mean.numpy(), log_std.exp().numpy()).sum(-1)
-    np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-5)
-    normal = torch.distributions.Normal(mean, log_std.exp())
-    torch.testing.assert_close(gaussian_entropy(log_std), normal.entropy().sum(-1))
-
-
+# ---------------------------------------------------------------------- running statistics
 def test_running_mean_std_matches_numpy_over_batches() -> None:
     data = np.random.default_rng(0).normal(3.0, 2.0, size=(300, 2))
     rms = RunningMeanStd((2,))

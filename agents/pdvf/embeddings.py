@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anew.agents.ppo import mlp
+from anew.agents.networks import mlp
 
 
 def _xavier_(module: nn.Module, generator: torch.Generator | None) -> None:
