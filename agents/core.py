@@ -72,8 +72,10 @@ class Agent(Protocol):
     replay: Any
     """The replay buffer the runner checkpoints beside the weights (None for on-policy agents)."""
 
-    def episode_start(self, mask: np.ndarray) -> None:
-        """Episodes (re)started in the envs where ``mask`` is true: reset per-episode state there."""
+    def episode_start(self, mask: np.ndarray, explore: bool = True) -> None:
+        """Episodes (re)started in the envs where ``mask`` is true: reset per-episode state there. Training
+        (``explore=True``) and evaluation (``explore=False``) keep their per-episode state apart, so an
+        evaluation never changes what training does next."""
 
     def act(self, obs: np.ndarray, explore: bool = True, rng: np.random.Generator | None = None,
             info: dict[str, Any] | None = None) -> np.ndarray:
@@ -89,6 +91,9 @@ class Agent(Protocol):
     def diagnostics(self) -> dict[str, float]:
         """Scalars worth logging at any time (``charts/epsilon``); empty if none."""
 
+    def env_options(self) -> dict[str, Any]:
+        """Env options for training episodes that start now (a curriculum); empty if none."""
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimizer, target net, counters, RNG states."""
 
@@ -100,8 +105,12 @@ class AgentBase:
 
     replay: Any = None
 
-    def episode_start(self, mask: np.ndarray) -> None:
+    def episode_start(self, mask: np.ndarray, explore: bool = True) -> None:
         pass
+
+    def env_options(self) -> dict[str, Any]:
+        """Env options for training episodes that start now (a curriculum, e.g. ``p_arrive``); empty if none."""
+        return {}
 
     def diagnostics(self) -> dict[str, float]:
         return {}

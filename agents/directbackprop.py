@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from anew.agents.core import AgentBase
+
 Rollout = Callable[[Callable[[torch.Tensor], torch.Tensor], Any], tuple[torch.Tensor, Any]]
 
 
@@ -84,7 +86,7 @@ def discounted_mean(rewards: torch.Tensor, gamma: float, warmup: int = 0) -> tor
     return (rewards * weights).sum(dim=1).mean() / weights.sum()
 
 
-class DirectBackpropAgent:
+class DirectBackpropAgent(AgentBase):
     """Agent protocol: ``act`` is the deterministic policy; ``update`` takes one gradient step."""
 
     def __init__(
@@ -103,7 +105,8 @@ class DirectBackpropAgent:
         return self.network(obs)
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
+    def act(self, obs: np.ndarray, explore: bool = False, rng: np.random.Generator | None = None,
+            info: dict[str, Any] | None = None) -> np.ndarray:
         orders = self.network(torch.as_tensor(np.asarray(obs), dtype=torch.float32)).numpy()
         return np.rint(orders).astype(np.int64) if self.config.round_orders else orders
 

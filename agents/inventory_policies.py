@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from anew.agents.core import AgentBase
 from anew.inventory_demand import demand_quantile, expected_period_cost
 
 
-class _StatelessPolicy:
+class _StatelessPolicy(AgentBase):
     """Agent protocol plumbing for policies that do not learn."""
 
     def observe(self, batch: Any) -> None:
@@ -48,7 +49,8 @@ class _StatelessPolicy:
     def _orders(self, obs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
+    def act(self, obs: np.ndarray, explore: bool = False, rng: np.random.Generator | None = None,
+            info: dict[str, Any] | None = None) -> np.ndarray:
         orders = np.maximum(self._orders(np.asarray(obs, dtype=float)), 0)
         if self.max_order is not None:
             orders = np.minimum(orders, self.max_order)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from anew.agents.core import AgentBase
 from anew.agents.dqn import DQNAgent
 from anew.agents.losses import distillation_loss, epsilon_greedy, linear_schedule
 from anew.agents.replay import ReplaySample
@@ -186,7 +187,7 @@ def concat_samples(first: ReplaySample, second: ReplaySample) -> ReplaySample:
 
 
 # ---------------------------------------------------------------------- the student
-class ReincarnatingStudent:
+class ReincarnatingStudent(AgentBase):
     """A value-based anew agent (DQN, Rainbow) trained with a teacher term, in an offline then an online phase.
 
     Implements the runner's Agent protocol (``act``, ``observe``, ``update``, ``state_dict``) for the online
@@ -274,6 +275,9 @@ class ReincarnatingStudent:
     def diagnostics(self) -> dict[str, float]:
         return {"charts/epsilon": self.epsilon}
 
+    def episode_start(self, mask: np.ndarray, explore: bool = True) -> None:
+        self.agent.episode_start(mask, explore)
+
     def act(self, obs: np.ndarray, explore: bool = True, rng: np.random.Generator | None = None,
             info: dict[str, Any] | None = None) -> np.ndarray:
         """The agent's own evaluation policy (and noisy exploration); epsilon-greedy on the student's schedule."""
@@ -332,7 +336,7 @@ class ReincarnatingStudent:
     def reincarnation_state(self) -> dict[str, Any]:
         state = {"method": self.method.name, "phase": self.phase, "weight": self.weight,
                  "offline_updates": self.offline_updates, "lr": self.learning_rate}
-        if self.method.rehearsal and self.teacher_data is not None:  # online teacher batches: resume needs it
+        if self.teacher_data is not None and (self.phase == "offline" or self.method.rehearsal):  # their batches
             state["teacher_data_rng"] = self.teacher_data.rng.bit_generator.state
         if self.teacher is not None:  # its epsilon-random actions (JSRL's roll-in) draw from it
             state["teacher_rng"] = self.teacher.rng.bit_generator.state

@@ -100,7 +100,11 @@ class Teacher:
             raise AnewError(f"the teacher answered with shape {tuple(q.shape)}, expected (batch, {self.num_actions})")
         return q.float()
 
-    def act(self, obs: np.ndarray, explore: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
+    def episode_start(self, mask: np.ndarray, explore: bool = True) -> None:
+        """A teacher keeps no per-episode state (so evaluation can play it like an agent)."""
+
+    def act(self, obs: np.ndarray, explore: bool = False, rng: np.random.Generator | None = None,
+            info: dict[str, Any] | None = None) -> np.ndarray:
         """Greedy actions with epsilon-random ones mixed in (``explore_epsilon`` or ``eval_epsilon``)."""
         epsilon = self.explore_epsilon if explore else self.eval_epsilon
         return epsilon_greedy(self.q_values(obs).argmax(dim=1).cpu().numpy(), epsilon, self.num_actions,

@@ -23,8 +23,11 @@ VERSION = 1
 PREFIX = "step_"
 
 
-def checkpoint_name(step: int) -> str:
-    return f"{PREFIX}{step:012d}"
+def checkpoint_name(step: int, within: tuple[int, int] | None = None) -> str:
+    """``step_<N>``; a checkpoint inside a phase that takes no env steps adds ``.<phase>.<units done>``, so
+    names sort in the order the run wrote them."""
+    name = f"{PREFIX}{step:012d}"
+    return name if within is None else f"{name}.{within[0]:02d}.{within[1]:012d}"
 
 
 def _fsync_tree(path: Path) -> None:
@@ -41,11 +44,13 @@ def save_checkpoint(
     runner_state: dict[str, Any],
     save_replay: Any = None,
     keep: int = 3,
+    within: tuple[int, int] | None = None,
 ) -> Path:
-    """Write a complete checkpoint for ``step`` atomically and keep the newest ``keep`` of them."""
+    """Write a complete checkpoint for ``step`` (``within``: phase index and units done, for a phase that
+    takes no env steps) atomically and keep the newest ``keep`` of them."""
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
-    final = checkpoints_dir / checkpoint_name(step)
-    temporary = checkpoints_dir / f".{checkpoint_name(step)}.tmp"
+    final = checkpoints_dir / checkpoint_name(step, within)
+    temporary = checkpoints_dir / f".{final.name}.tmp"
     shutil.rmtree(temporary, ignore_errors=True)
     try:
         temporary.mkdir()

@@ -27,13 +27,14 @@ import torch
 import tyro
 
 from anew import __version__
+from anew.agents.core import AgentSpec
 from anew.envs import make_env
 from anew.errors import AnewError
 from anew.reincarnation.baselines import copy_parameters
 from anew.reincarnation.formats import DopamineConversion, convert_dopamine_checkpoint
 from anew.runners import registry
 from anew.runners.checkpoint import checkpoint_name, save_checkpoint
-from anew.runners.train import RunArgs
+from anew.runners.run_args import RunArgs
 
 # (agent, preset) for each Dopamine agent: JAX DQN (dqn.gin) and JaxRainbowAgent (rainbow.gin: C51, n = 3,
 # prioritized replay, no noisy nets, no dueling: Dopamine's RainbowNetwork).
@@ -96,10 +97,10 @@ def convert_dopamine(args: ConvertArgs) -> Path:
     preset_name, config = converted_config(conversion)
     observation_space = gym.spaces.Box(0, 255, (conversion.in_channels, 84, 84), np.uint8)
     build_config = dataclasses.replace(config, buffer_size=1_000, replay_on_disk="")  # no replay is written
-    agent = registry.build_agent(agent_name, build_config, observation_space, gym.spaces.Discrete(actions), 1, 0,
-                                 "cpu")
+    spec = AgentSpec(observation_space, gym.spaces.Discrete(actions), 1, 0, "cpu")
+    agent = registry.build_agent(agent_name, build_config, spec)
     copy_parameters(list(conversion.state_dict.values()), agent.online)
-    agent.target.load_state_dict(agent.online.state_dict())
+    agent.sync_target()
     _check_same_q_values(agent.online, conversion)
 
     step = conversion.training_steps if conversion.training_steps is not None else conversion.iteration

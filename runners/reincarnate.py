@@ -15,7 +15,8 @@ The teacher is an anew run directory or checkpoint (``anew train``, ``anew conve
 folder (``ckpt.N`` + sentinels). Teacher data comes from ``--teacher-replay`` (anew, Dopamine legacy or 4.x
 replay) or is collected by rolling the teacher out for ``--teacher-steps``. Checkpoints hold the student as
 its plain agent (``anew evaluate`` loads them) plus its reincarnation state, so ``anew resume`` continues the
-online phase exactly (checkpoints are written online only: a run killed in its offline phase starts again).
+run exactly in either phase (the offline phase is a :class:`~anew.runners.train.Phase` of the run: its
+checkpoints record how many gradient steps are done).
 """
 
 from __future__ import annotations
@@ -23,20 +24,20 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 import tyro
 
+from anew.agents.core import AgentSpec
 from anew.envs import make_env, make_vector_env
 from anew.errors import AnewError
 from anew.reincarnation import (
     METHODS,
     PRESETS,
+    ReincarnatingStudent,
     ReincarnationConfig,
     Teacher,
     build_student,
@@ -47,17 +48,12 @@ from anew.reincarnation import (
 )
 from anew.reincarnation.teachers import replay_like
 from anew.runners import registry
+from anew.runners.checkpoint import load_checkpoint
 from anew.runners.evaluate import evaluate_agent
-from anew.runners.train import (
-    RunArgs,
-    Trainer,
-    _write_json_atomic,
-    check_run_args,
-    env_protocol_for,
-    load_agent_from_checkpoint,
-    new_run_dir,
-    seed_everything,
-)
+from anew.runners.loading import load_agent_from_checkpoint, resolve_device, set_threads
+from anew.runners.run_args import RunArgs, check_run_args, env_protocol_for
+from anew.runners.run_dir import new_run_dir, seed_everything, write_json_atomic
+from anew.runners.train import Phase, Trainer
 
 
 @dataclass
@@ -90,8 +86,12 @@ class RandomPolicy:
     def __init__(self, num_actions: int, seed: int):
         self.num_actions, self.rng = num_actions, np.random.default_rng(seed)
 
-    def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
-        return self.rng.integers(0, self.num_actions, size=len(obs))
+    def episode_start(self, mask: np.ndarray, explore: bool = True) -> None:
+        pass
+
+    def act(self, obs: np.ndarray, explore: bool = False, rng: np.random.Generator | None = None,
+            info: dict[str, Any] | None = None) -> np.ndarray:
+        return (rng or self.rng).integers(0, self.num_actions, size=len(obs))
 
 
 def load_teacher(path: str | os.PathLike, kind: str = "dqn", iteration: int | None = None, device: str = "cpu",
@@ -146,14 +146,14 @@ def teacher_data_for(args: TeacherArgs, teacher: Teacher, agent: Any, run: RunAr
         return load_teacher_data(args.teacher_replay, n_step=replay.n_step, gamma=replay.gamma, seed=run.seed)
     if config.teacher_steps < 1:
         raise AnewError("this method trains on teacher data: pass --teacher-replay or a positive --teacher-steps")
-    on_disk = getattr(agent.config, "replay_on_disk", "")  # the student's choice holds for the teacher data too
+    on_disk = agent.config.replay_on_disk  # the student's choice holds for the teacher data too
     data = replay_like(replay, config.teacher_steps + config.teacher_steps // 8, run.num_envs, seed=run.seed + 1,
                        storage_dir=Path(on_disk) / "teacher_replay" if on_disk else None)
     explore_epsilon, teacher.explore_epsilon = teacher.explore_epsilon, config.teacher_epsilon
     envs = make_vector_env(run.env_id, run.num_envs, run.seed + 20_000, run.env_protocol, True,
                            env_kwargs=run.env_kwargs)
     stats = collect_teacher_replay(teacher, envs, config.teacher_steps, data, seed=run.seed + 20_000,
-                                   reward_clip=float(getattr(agent.config, "reward_clip", 0.0)))
+                                   reward_clip=float(agent.config.reward_clip))
     envs.close()
     teacher.explore_epsilon = explore_epsilon
     message(f"[teacher] collected {config.teacher_steps} steps ({stats['episodes']:.0f} episodes, mean return "
@@ -161,24 +161,23 @@ def teacher_data_for(args: TeacherArgs, teacher: Teacher, agent: Any, run: RunAr
     return data
 
 
-def run_offline_phase(trainer: Trainer, student: Any, config: ReincarnationConfig) -> None:
+def offline_phase(trainer: Trainer, student: ReincarnatingStudent, config: ReincarnationConfig) -> Phase:
     """Phase 1: gradient steps on teacher data. No env steps happen, so scalars are logged as ``offline/*``
-    against the gradient step and the closing evaluation lands at step 0 of eval.json."""
-    run, logger = trainer.run, trainer.logger
-    log_every = max(run.log_every, 1)
-    start = time.monotonic()
-    for step in range(1, config.offline_steps + 1):
+    against the gradient step; the phase ends with the switch to online learning and an evaluation at step 0."""
+    run = trainer.run
+
+    def work(unit: int) -> dict[str, float]:
         metrics = student.offline_update()
-        if step % log_every == 0 or step == config.offline_steps:
-            logger.scalars(step, {"offline/" + name.split("/")[-1]: value for name, value in metrics.items()})
-            rate = step / max(time.monotonic() - start, 1e-9)
-            logger.progress(0, f"offline {step}/{config.offline_steps} ({rate:.0f} updates/s)")
-        if config.offline_eval_every and step % config.offline_eval_every == 0 and step < config.offline_steps:
-            returns, _ = evaluate_agent(student, run.env_id, run.eval_episodes, run.seed + step, run.env_protocol,
-                                        env_kwargs=run.env_kwargs)
-            logger.scalars(step, {"offline/eval_return": float(np.mean(returns))})
-            logger.message(f"[offline] {step} updates: mean return {np.mean(returns):.2f}")
-    trainer.evaluate()  # the student as the offline phase leaves it, at online step 0
+        done = unit + 1
+        if config.offline_eval_every and done % config.offline_eval_every == 0 and done < config.offline_steps:
+            returns = evaluate_agent(student, run.env_id, run.eval_episodes, run.seed + done, run.env_protocol,
+                                     env_kwargs=run.env_kwargs).returns
+            trainer.logger.scalars(done, {"offline/eval_return": float(np.mean(returns))})
+            trainer.logger.message(f"[offline] {done} updates: mean return {np.mean(returns):.2f}")
+        return metrics
+
+    return Phase("offline", config.offline_steps, work, finish=student.start_online, log_prefix="offline/",
+                 evaluate_at_end=True)
 
 
 def say(text: str) -> None:
@@ -188,39 +187,47 @@ def say(text: str) -> None:
 def _student_parts(teacher_path: str, teacher_kind: str, iteration: int | None, agent_name: str, agent_config: Any,
                    run: RunArgs) -> tuple[Teacher, dict[str, Any], Any]:
     """Seed, then load the teacher (and what is known of it) and build the student's agent for ``run``'s env."""
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if run.device == "auto" else run.device
+    device = resolve_device(run.device)
     seed_everything(run.seed)
     env = make_env(run.env_id, run.env_protocol, training=True, **run.env_kwargs)
     obs_space, action_space = env.observation_space, env.action_space
     probe, _ = env.reset(seed=run.seed)
     env.close()
-    torch.set_num_threads(run.threads or (1 if len(obs_space.shape) < 3 else min(os.cpu_count() or 1, 4)))
+    set_threads(run, obs_space.shape)
     teacher, teacher_info = load_teacher(teacher_path, teacher_kind, iteration, device, run.seed)
     check_teacher_fits(teacher, action_space, np.asarray(probe), run.env_id)
-    agent = registry.build_agent(agent_name, agent_config, obs_space, action_space, run.num_envs, run.seed, device)
-    return teacher, teacher_info, agent
+    spec = AgentSpec(obs_space, action_space, run.num_envs, run.seed, device)
+    return teacher, teacher_info, registry.build_agent(agent_name, agent_config, spec)
 
 
-def _attach(trainer: Trainer, student: Any, method_name: str, agent_name: str, recorded: dict[str, Any]) -> None:
-    """Label the run, record the reincarnation in its config, and wean the student after each evaluation."""
+def trainer_hooks(student: Any, method_name: str, agent_name: str, recorded: dict[str, Any]) -> dict[str, Any]:
+    """The Trainer's label, config section and after-evaluation hook: wean the student after each evaluation
+    and record the teacher-normalised score (``scratch`` students are plain agents: nothing to wean)."""
     teacher_return, random_return = recorded["teacher_return"], recorded["random_return"]
-    trainer.label = f"{method_name}-{agent_name}"
-    trainer.extra_config = {"reincarnation": recorded}
+    weaned = student if isinstance(student, ReincarnatingStudent) else None
 
     def after_evaluation(step: int, returns: list[float]) -> dict[str, Any]:
         score = teacher_normalized_score(float(np.mean(returns)), teacher_return, random_return)
-        phase = getattr(student, "phase", "online")
-        if phase == "online" and hasattr(student, "record_score"):
-            student.record_score(score, step)
-        coefficient = float(getattr(student, "coefficient", 0.0))
-        trainer.logger.scalars(step, {"eval/teacher_normalized_score": score, "charts/distill_coeff": coefficient})
+        phase = weaned.phase if weaned is not None else "online"
+        if weaned is not None and phase == "online":
+            weaned.record_score(score, step)
+        coefficient = weaned.coefficient if weaned is not None else 0.0
         extra = {"teacher_return": teacher_return, "random_return": random_return,
-                 "teacher_normalized_score": score, "phase": phase, "distill_coeff": coefficient}
-        if hasattr(student, "reincarnation_state"):
-            extra.update(offline_steps=student.offline_updates, learning_rate=student.learning_rate)
+                 "teacher_normalized_score": score, "phase": phase, "distill_coeff": coefficient,
+                 "eval/teacher_normalized_score": score, "charts/distill_coeff": coefficient}
+        if weaned is not None:
+            extra.update(offline_steps=weaned.offline_updates, learning_rate=weaned.learning_rate)
         return extra
 
-    trainer.after_evaluation = after_evaluation
+    return {"label": f"{method_name}-{agent_name}", "extra_config": {"reincarnation": recorded},
+            "after_evaluation": after_evaluation}
+
+
+def phases_of(trainer: Trainer, student: Any) -> tuple[Phase, ...]:
+    """The offline phase for students that pre-train (and are still in it), then the env loop."""
+    if isinstance(student, ReincarnatingStudent) and student.method.offline is not None and student.phase == "offline":
+        return (offline_phase(trainer, student, student.config),)
+    return ()
 
 
 def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config: Any, config: ReincarnationConfig,
@@ -241,12 +248,12 @@ def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config:
     teacher_return = args.teacher_return
     if teacher_return is None:
         teacher_return = float(np.mean(evaluate_agent(teacher, run.env_id, episodes, run.seed + 30_000,
-                                                      **eval_options)[0]))
+                                                      **eval_options).returns))
     random_return = args.random_return
     if random_return is None:
         random_policy = RandomPolicy(teacher.num_actions, run.seed)
         random_return = float(np.mean(evaluate_agent(random_policy, run.env_id, episodes, run.seed + 40_000,
-                                                     **eval_options)[0]))
+                                                     **eval_options).returns))
     say(f"[teacher] {teacher.description}: mean return {teacher_return:.2f} (random policy {random_return:.2f})")
 
     method = METHODS[method_name]
@@ -254,25 +261,24 @@ def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config:
     data = teacher_data_for(args, teacher, agent, run, config, say) if needs_data else None
     student = build_student(method_name, agent, teacher, config, data, run.num_envs)
 
-    trainer = Trainer(args.agent, run, agent_config, run_dir, agent=student)
-    _attach(trainer, student, method_name, args.agent, {
+    recorded = {
         "method": method_name, "teacher": teacher_info, "teacher_replay": args.teacher_replay,
         "teacher_return": teacher_return, "random_return": random_return, "recipe": args.recipe,
-        "config": dataclasses.asdict(getattr(student, "config", config)),
-    })
-    _write_json_atomic(run_dir / "config.json", trainer.resolved_config())
-    if getattr(student, "phase", "online") == "offline":
-        run_offline_phase(trainer, student, student.config)
-        student.start_online()
-    trainer.train()
+        "config": dataclasses.asdict(student.config if isinstance(student, ReincarnatingStudent) else config),
+    }
+    trainer = Trainer(args.agent, run, agent_config, run_dir, agent=student,
+                      **trainer_hooks(student, method_name, args.agent, recorded))
+    write_json_atomic(run_dir / "config.json", trainer.resolved_config())
+    trainer.train(phases_of(trainer, student))
     return trainer
 
 
 def resume_reincarnation(run_dir: Path, checkpoint: Path, run: RunArgs, agent_name: str, agent_config: Any,
                          recorded: dict[str, Any]) -> Trainer:
-    """Continue a reincarnation run from a checkpoint of its online phase (``recorded``: config.json's
-    ``reincarnation`` section): the same teacher, the student's weaning state and learning rate, JSRL's roll-in
-    and rehearsal's teacher-data RNG come back with the agent, replay, RNGs and envs."""
+    """Continue a reincarnation run from a checkpoint of either phase (``recorded``: config.json's
+    ``reincarnation`` section): the same teacher (and teacher data, reloaded or collected again with the same
+    seeds), the student's weaning state and learning rate, JSRL's roll-in and the teacher-data RNG come back
+    with the agent, replay, RNGs and envs."""
     method_name, teacher_info = recorded["method"], recorded["teacher"]
     if not Path(teacher_info["path"]).exists():
         raise AnewError(f"the teacher {teacher_info['path']} of {run_dir} is gone (or the path is relative to "
@@ -280,15 +286,17 @@ def resume_reincarnation(run_dir: Path, checkpoint: Path, run: RunArgs, agent_na
     config = registry.config_from_dict(ReincarnationConfig, recorded["config"])
     teacher, _, agent = _student_parts(teacher_info["path"], teacher_info.get("kind", "dqn"),
                                        teacher_info.get("iteration"), agent_name, agent_config, run)
+    online = load_checkpoint(checkpoint)[0].get("phase", "online") == "online"
+    method = METHODS[method_name]
     data = None
-    if METHODS[method_name].rehearsal:
+    if method.rehearsal or (method.offline is not None and not online):
         teacher_args = TeacherArgs(teacher=teacher_info["path"], teacher_replay=recorded["teacher_replay"],
                                    agent=agent_name)
         data = teacher_data_for(teacher_args, teacher, agent, run, config, say)
-    student = build_student(method_name, agent, teacher, config, data, run.num_envs, resuming_online=True)
-    trainer = Trainer(agent_name, run, agent_config, run_dir, resume_from=checkpoint, agent=student)
-    _attach(trainer, student, method_name, agent_name, recorded)
-    trainer.train()
+    student = build_student(method_name, agent, teacher, config, data, run.num_envs, resuming_online=online)
+    trainer = Trainer(agent_name, run, agent_config, run_dir, resume_from=checkpoint, agent=student,
+                      **trainer_hooks(student, method_name, agent_name, recorded))
+    trainer.train(phases_of(trainer, student))
     return trainer
 
 

@@ -15,7 +15,8 @@ from anew.errors import AnewError
 from anew.runners import registry
 from anew.runners.checkpoint import list_checkpoints, load_checkpoint
 from anew.runners.reincarnate import resume_reincarnation
-from anew.runners.train import RunArgs, Trainer
+from anew.runners.run_args import RunArgs
+from anew.runners.train import Trainer
 
 
 @dataclass

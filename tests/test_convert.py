@@ -12,7 +12,7 @@ from anew.errors import AnewError
 from anew.runners import registry
 from anew.runners.cli import main as cli
 from anew.runners.convert import ConvertArgs, convert_dopamine
-from anew.runners.train import load_agent_from_checkpoint
+from anew.runners.loading import load_agent_from_checkpoint
 
 pytest.importorskip("ale_py")
 torch.set_num_threads(1)

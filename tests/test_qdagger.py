@@ -44,6 +44,7 @@ class FixedSource:
 
     def __init__(self, batch_size: int = 8, seed: int = 0):
         rng = np.random.default_rng(seed)
+        self.rng = rng  # the TransitionSource protocol: the generator batches are drawn with
         self.batch = ReplaySample(
             obs=rng.normal(size=(batch_size, 4)).astype(np.float32), action=rng.integers(0, 2, batch_size),
             reward=rng.normal(size=batch_size).astype(np.float32),
