@@ -117,11 +117,11 @@ class TrafficJunctionSim(TeamSim):
 
         B, A = num_envs, self.nmax
         self.route = np.zeros((B, A), np.int64)
-        self.pos = np.zeros((B, A), np.int64)
+        self.track = np.zeros((B, A), np.int64)  # route * stride + cells travelled: a row of the route table
         self.on_board = np.zeros((B, A), bool)
-        self.tau = np.zeros((B, A), np.int64)
+        self.tau = np.zeros((B, A), np.int64)  # steps on the board (0 off the board)
         self.t = np.zeros(B, np.int64)
-        self.n_collisions = np.zeros(B, np.float64)
+        self.crashes = np.zeros((B, A), np.int64)  # crashed car-steps per slot this episode
         self.crash_cell = np.full((B, A), -1, np.int64)  # cell of each car's crash in the last step (render)
         self.p_arrive = np.zeros(B, np.float64)
         self.max_active = np.zeros(B, np.int64)
@@ -153,7 +153,7 @@ class TrafficJunctionSim(TeamSim):
         known = {k: v for k, v in (options or {}).items() if k in ("p_arrive", "max_active")}
         self.set_options(**known)
         mask = np.ones(self.num_envs, bool) if mask is None else np.asarray(mask, bool)
-        for array in (self.route, self.pos, self.tau, self.t, self.n_collisions):
+        for array in (self.route, self.track, self.tau, self.t, self.crashes):
             array[mask] = 0
         self.on_board[mask] = False
         self.crash_cell[mask] = -1
@@ -172,50 +172,49 @@ class TrafficJunctionSim(TeamSim):
     def step_with_noise(self, actions: np.ndarray, noise: ArrivalNoise) -> tuple[np.ndarray, ...]:
         """:meth:`step` with its random numbers given (tests replay them into other implementations)."""
         moving = self.on_board
-        self.pos = self.pos + (moving & (np.asarray(actions).reshape(moving.shape) == GAS))
-        flat = self.route * self._stride + self.pos
-        cell = self._cell_of[flat]  # the off-map cell n_cells one step past a route's end (ic3net layout)
-        present = moving & (cell < self._n_cells)
-        self.tau = self.tau + moving  # cars off the board keep tau 0, so their reward below is 0
-        key = self._game_bins + np.where(present, cell, self._n_cells)
-        crashed = present & (
-            np.bincount(key.ravel(), minlength=self._game_bins.size * (self._n_cells + 1))[key] > 1
-        )
-        rewards = (-self.time_penalty * self.tau - self.coll_pen * crashed).astype(np.float32)
-        self.n_collisions = self.n_collisions + 0.5 * (crashed.astype(np.float32) @ self._ones)
+        self.track = self.track + (moving & (np.asarray(actions).reshape(moving.shape) == GAS))
+        cell = self._cell_of[self.track]  # the off-map cell n_cells one step past a route's end (ic3net)
+        present = moving & (cell < self._n_cells) if self.layout == "ic3net" else moving
+        self.tau = self.tau + moving
+        key = np.where(present, cell + self._game_cells, self._slot_bins)  # off the board: a bin of its own
+        crashed = np.bincount(key.ravel(), minlength=self._n_bins)[key] > 1
+        rewards = (self.tau * -self.time_penalty - crashed * self.coll_pen).astype(np.float32)
+        self.crashes = self.crashes + crashed
         self.crash_cell = np.where(crashed, cell, -1)
-        self.on_board = present & ~self._last_of[flat]  # commnet layout: leave on the last cell
+        self.on_board = present & self._stays_on[self.track]  # commnet layout: leave on the last cell
         self.tau = self.tau * self.on_board
         self._arrive(noise)
         self.t = self.t + 1
         return rewards, np.zeros(self.num_envs, bool), self.t >= self.max_steps
 
     def observe(self) -> np.ndarray:
-        """Multi-hot words of every car in each car's window, from the car pairs (observer j, seen k) laid out
-        slot-major ``[A, A, B]`` so that numpy's inner loops run over the batch."""
-        B, A, V, w = self.num_envs, self.nmax, self.vocab_size, self.window
+        """The words of every car in each car's window, scattered from the car pairs (observer j, seen k),
+        which are found in ``[A, A, B]`` layout so that numpy's inner loops run over the batch."""
+        B, A, V, w, n = self.num_envs, self.nmax, self.vocab_size, self.window, self._n_cells
         obs = np.zeros(B * A * w * w * V, np.int8)
-        cell = self._cells()
-        at = np.ascontiguousarray(np.where(self.on_board, cell, self._n_cells).T)  # off the board: off-map
-        pair_cells = at[:, None, :] * (self._n_cells + 1) + at[None, :, :]
+        cell = self._cell_of[self.track]
+        at = np.ascontiguousarray(np.where(self.on_board, cell, n).T)  # off the board: the off-map cell
+        pair_cells = at[:, None, :] * (n + 1) + at[None, :, :]
         pair = np.flatnonzero(self._near[pair_cells])
-        pair_cells = pair_cells.ravel()[pair]
-        base = self._pair_row[pair] + self._window_cell[pair_cells] * V
+        base = self._observer_car[pair] * (w * w * V)
+        if self.vision:
+            base += self._window_cell[pair_cells.ravel()[pair]] * V
         seen = self._seen_car[pair]
+        cell_words, route_words = cell.ravel() + self._cell_word, self.route.ravel() + self._route_word
         obs[
-            np.concatenate(
-                (
-                    base,
-                    base + self._id_word[pair],
-                    base + self._cell_word + cell.ravel()[seen],
-                    base + self._route_word + self.route.ravel()[seen],
-                )
-            )
+            np.concatenate((base, base + 1 + seen % A, base + cell_words[seen], base + route_words[seen]))
         ] = 1
         obs = obs.reshape(B, A, w * w, V)
         if self._block_window is not None:
             obs[..., -1] = self._block_window[cell] * self.on_board[..., None]
         return obs.reshape(B, A, w * w * V)
+
+    def put_car(self, game: int, slot: int, route: int, cells_travelled: int = 0, tau: int = 0) -> None:
+        """Put car ``slot`` of game ``game`` on the board (scripted situations: tests, demos)."""
+        if not 0 <= cells_travelled < self.map.route_len[route]:
+            raise AnewError(f"route {route} has {self.map.route_len[route]} cells (got {cells_travelled})")
+        self.on_board[game, slot], self.route[game, slot], self.tau[game, slot] = True, route, tau
+        self.track[game, slot] = route * self._stride + cells_travelled
 
     def active(self) -> np.ndarray:
         return self.on_board.copy()
@@ -223,11 +222,11 @@ class TrafficJunctionSim(TeamSim):
     def state_arrays(self) -> dict[str, np.ndarray]:
         names = (
             "route",
-            "pos",
+            "track",
             "on_board",
             "tau",
             "t",
-            "n_collisions",
+            "crashes",
             "crash_cell",
             "p_arrive",
             "max_active",
@@ -245,8 +244,8 @@ class TrafficJunctionSim(TeamSim):
 
     def episode_metrics(self) -> dict[str, np.ndarray]:
         return {
-            "success": (self.n_collisions == 0).astype(np.float64),
-            "n_collisions": self.n_collisions.copy(),
+            "success": (self.crashes.sum(axis=1) == 0).astype(np.float64),
+            "n_collisions": 0.5 * self.crashes.sum(axis=1),
         }
 
     def render(self, index: int = 0) -> np.ndarray:
@@ -287,22 +286,22 @@ class TrafficJunctionSim(TeamSim):
 
     def _cells(self) -> np.ndarray:
         """``[B, A]`` cell index ``y * size + x`` of each slot (meaningful for cars on the board)."""
-        return self._cell_of[self.route * self._stride + self.pos]
+        return self._cell_of[self.track]
 
     def _arrive(self, noise: ArrivalNoise) -> None:
         K = self.map.source_routes.shape[1]
         wants = noise.arrive < self.p_arrive[:, None]
-        room = self.max_active - self.on_board.astype(np.float32) @ self._ones
         rank = wants.astype(np.float32) @ self._upper  # running count of arrivals over the sources
+        room = self.max_active - self.on_board.astype(np.float32) @ self._ones
         arrives = wants & (rank <= room[:, None])  # Lua stops at the first source finding the board full
         b, s = np.nonzero(arrives)
         if b.size == 0:
             return
         free_order = np.argsort(np.where(self.on_board, 2.0, noise.slot_keys), axis=1)
         slot = free_order[b, rank[b, s].astype(np.int64) - 1]
-        pick = np.minimum((noise.route[b, s] * K).astype(np.int64), K - 1)
-        self.route[b, slot] = self.map.source_routes[s, pick]
-        self.pos[b, slot] = 0
+        route = self._route_pick[s, (noise.route[b, s] * K).astype(np.int64)]
+        self.route[b, slot] = route
+        self.track[b, slot] = route * self._stride
         self.on_board[b, slot] = True
 
     def _build_tables(self) -> None:
@@ -312,24 +311,26 @@ class TrafficJunctionSim(TeamSim):
         self._n_cells = m.size * m.size
         self._stride = int(m.route_len.max()) + 1
         self._cell_of = np.full((m.num_routes, self._stride), self._n_cells, np.int64)
-        self._last_of = np.zeros((m.num_routes, self._stride), bool)
+        self._stays_on = np.ones((m.num_routes, self._stride), bool)
         for r, length in enumerate(m.route_len):
             self._cell_of[r, :length] = m.route_y[r, :length] * m.size + m.route_x[r, :length]
-            self._last_of[r, length - 1] = self.layout == "commnet"
-        self._cell_of, self._last_of = self._cell_of.ravel(), self._last_of.ravel()
+            self._stays_on[r, length - 1] = self.layout != "commnet"
+        self._cell_of, self._stays_on = self._cell_of.ravel(), self._stays_on.ravel()
+        K = m.source_routes.shape[1]  # route of a source picked by floor(u * K), u < 1; padded for u*K == K
+        self._route_pick = np.concatenate([m.source_routes, m.source_routes[:, K - 1 :]], axis=1)
         v, w, n = self.vision, self.window, self._n_cells
         y, x = np.divmod(np.arange(n + 1), m.size)
         dy, dx = y[None, :] - y[:, None], x[None, :] - x[:, None]  # [observer cell, seen cell]
         near = (np.abs(dy) <= v) & (np.abs(dx) <= v)
         near[n, :] = near[:, n] = False  # the off-map cell (cars off the board) sees and is seen by nothing
         self._near, self._window_cell = near.ravel(), ((dy + v) * w + dx + v).ravel()
-        self._game_bins = (np.arange(B) * (self._n_cells + 1))[:, None]
+        self._game_cells = (np.arange(B) * self._n_cells)[:, None]
+        self._slot_bins = B * self._n_cells + np.arange(B * A).reshape(B, A)
+        self._n_bins = B * (self._n_cells + A)
         self._ones = np.ones(A, np.float32)
         self._upper = np.triu(np.ones((m.num_sources, m.num_sources), np.float32))
-        j, k, b = np.meshgrid(np.arange(A), np.arange(A), np.arange(B), indexing="ij")
-        self._pair_row = ((b * A + j) * self.window**2 * self.vocab_size).ravel()
-        self._seen_car = (b * A + k).ravel()
-        self._id_word = (1 + k).ravel()
+        j, k, b = np.meshgrid(np.arange(A), np.arange(A), np.arange(B), indexing="ij")  # car pairs, [A, A, B]
+        self._observer_car, self._seen_car = (b * A + j).ravel(), (b * A + k).ravel()
 
     def _build_vocabulary(self) -> None:
         m = self.map
@@ -346,7 +347,8 @@ class TrafficJunctionSim(TeamSim):
             rows = ys[:, None, None] + offsets[None, :, None]
             cols = xs[:, None, None] + offsets[None, None, :]
             window = padded[rows, cols].reshape(m.size * m.size, w * w).astype(np.int8)
-            self._block_window = np.vstack([window, np.zeros((1, w * w), np.int8)])  # + the off-map cell
+            if window[m.road.ravel()].any():  # cars stand on roads: with vision 0 they never see a block
+                self._block_window = np.vstack([window, np.zeros((1, w * w), np.int8)])  # + the off-map cell
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
