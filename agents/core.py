@@ -9,6 +9,7 @@ it never changes what training does next.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -65,6 +66,27 @@ class TransitionBatch:
         return int(self.reward.shape[0])
 
 
+@dataclass
+class Phase:
+    """A stage of a run that takes no env steps (offline pre-training, a pipeline's stage): ``units`` calls of
+    ``work(unit) -> scalars``, logged under ``log_prefix`` against the unit count. After the last unit,
+    ``evaluate_at_end`` adds an evaluation, then ``finish`` runs (e.g. the switch to online learning). Every
+    checkpoint records the phase and the units done, so a killed run resumes inside it: what ``work`` changes
+    must live in the agent's ``state_dict``."""
+
+    name: str
+    units: int
+    work: Callable[[int], dict[str, float]]
+    finish: Callable[[], None] | None = None
+    log_prefix: str = ""
+    evaluate_at_end: bool = False
+
+
+EnvFactory = Callable[..., Any]
+"""``make_envs(num_envs, seed, **env_options) -> vector env`` of the run's env id: how a phased agent (PD-VF)
+steps envs without importing them (the runner builds them)."""
+
+
 @runtime_checkable
 class Agent(Protocol):
     """Acts and learns; never owns the environment loop (the runner does)."""
@@ -94,6 +116,12 @@ class Agent(Protocol):
     def env_options(self) -> dict[str, Any]:
         """Env options for training episodes that start now (a curriculum); empty if none."""
 
+    def phases(self, make_envs: EnvFactory) -> tuple[Phase, ...]:
+        """Stages to run before the env loop (a pipeline's stages); empty for most agents."""
+
+    def evaluation_envs(self) -> list[dict[str, Any]]:
+        """Env options of each evaluation entry (PD-VF: one per test environment); ``[{}]`` for one entry."""
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimizer, target net, counters, RNG states."""
 
@@ -111,6 +139,12 @@ class AgentBase:
     def env_options(self) -> dict[str, Any]:
         """Env options for training episodes that start now (a curriculum, e.g. ``p_arrive``); empty if none."""
         return {}
+
+    def phases(self, make_envs: EnvFactory) -> tuple[Phase, ...]:
+        return ()
+
+    def evaluation_envs(self) -> list[dict[str, Any]]:
+        return [{}]
 
     def diagnostics(self) -> dict[str, float]:
         return {}

@@ -35,6 +35,8 @@ __all__ = [
 _REGISTRARS = (
     ("anew.envs.minatar", "register_minatar_envs"),
     ("anew.envs.inventory_gym", "register_inventory_envs"),
+    ("anew.envs.spaceship", "register_spaceship_envs"),
+    ("anew.envs.mujoco_wind", "register_wind_envs"),
 )
 _registered = False
 

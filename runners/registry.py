@@ -24,6 +24,8 @@ class AgentEntry:
     config_class: str
     agent_class: str
     team: bool = False
+    env_loop: bool = True
+    """False for pipelines whose phases do all the work (PD-VF): no env loop after them."""
 
 
 AGENTS: dict[str, AgentEntry] = {

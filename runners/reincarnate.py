@@ -15,7 +15,7 @@ The teacher is an anew run directory or checkpoint (``anew train``, ``anew conve
 folder (``ckpt.N`` + sentinels). Teacher data comes from ``--teacher-replay`` (anew, Dopamine legacy or 4.x
 replay) or is collected by rolling the teacher out for ``--teacher-steps``. Checkpoints hold the student as
 its plain agent (``anew evaluate`` loads them) plus its reincarnation state, so ``anew resume`` continues the
-run exactly in either phase (the offline phase is a :class:`~anew.runners.train.Phase` of the run: its
+run exactly in either phase (the offline phase is a :class:`~anew.agents.core.Phase` of the run: its
 checkpoints record how many gradient steps are done).
 """
 
@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import tyro
 
-from anew.agents.core import AgentSpec
+from anew.agents.core import AgentSpec, Phase
 from anew.envs import make_env, make_vector_env
 from anew.errors import AnewError
 from anew.reincarnation import (
@@ -53,7 +53,7 @@ from anew.runners.evaluate import evaluate_agent
 from anew.runners.loading import load_agent_from_checkpoint, resolve_device, set_threads
 from anew.runners.run_args import RunArgs, check_run_args, env_protocol_for
 from anew.runners.run_dir import new_run_dir, seed_everything, write_json_atomic
-from anew.runners.train import Phase, Trainer
+from anew.runners.train import Trainer
 
 
 @dataclass

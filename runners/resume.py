@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if "reincarnation" in document:
         resume_reincarnation(run_dir, latest, run, name, config, document["reincarnation"])
     else:
-        Trainer(name, run, config, run_dir, resume_from=latest).train()
+        Trainer(name, run, config, run_dir, resume_from=latest).train(env_loop=registry.AGENTS[name].env_loop)
     print(f"done: {run_dir}")
     return 0
 

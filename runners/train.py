@@ -15,7 +15,6 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from anew import __version__
-from anew.agents.core import TransitionBatch
+from anew.agents.core import Phase, TransitionBatch
 from anew.envs import final_next_obs
 from anew.envs.atari import protocol
 from anew.envs.multiagent import TeamVectorEnv
@@ -46,20 +45,6 @@ from anew.runners.run_dir import (
 )
 
 AfterEvaluation = Callable[[int, list[float]], dict[str, Any]]
-
-
-@dataclass
-class Phase:
-    """A stage of a run that takes no env steps: ``units`` calls of ``work(unit) -> scalars``, logged under
-    ``log_prefix`` against the unit count; ``evaluate_at_end`` adds an evaluation at the current agent step
-    after the last unit, then ``finish`` runs (e.g. the switch to online learning)."""
-
-    name: str
-    units: int
-    work: Callable[[int], dict[str, float]]
-    finish: Callable[[], None] | None = None
-    log_prefix: str = ""
-    evaluate_at_end: bool = False
 
 
 def crossed(before: int, after: int, every: int) -> bool:
@@ -171,10 +156,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> None:
+        """One evaluation entry per option set of ``agent.evaluation_envs()`` (usually one), at this step."""
+        for options in self.agent.evaluation_envs():
+            self.evaluate_once(options)
+
+    def evaluate_once(self, options: dict[str, Any]) -> None:
         eval_seed = int(np.random.SeedSequence([self.run.seed, 7_777, len(self.evaluations)]).generate_state(1)[0])
+        env_kwargs = self.run.env_kwargs | options
         result = evaluate_agent(self.agent, self.run.env_id, self.run.eval_episodes, eval_seed, self.run.env_protocol,
-                                env_kwargs=self.run.env_kwargs)
-        extra: dict[str, Any] = dict(result.extra)
+                                env_kwargs=env_kwargs)
+        extra: dict[str, Any] = dict(result.extra) | options
         scalars = {f"eval/{name}": value for name, value in result.extra.items()}
         for name, value in (self.after_evaluation(self.step, result.returns) if self.after_evaluation else {}).items():
             (scalars if "/" in name else extra)[name] = value  # "charts/x" names are logged, others recorded
@@ -183,14 +174,16 @@ class Trainer:
         write_json_atomic(self.run_dir / "eval.json", eval_document(self.label, self.run.env_id, self.run.seed,
                                                                     self.resolved_config(), self.evaluations))
         mean = float(np.mean(result.returns))
-        values = {"eval/episodic_return": mean, "eval/episodic_length": float(np.mean(result.lengths))}
+        suffix = "".join(f"_{key}{value}" for key, value in options.items())  # eval/episodic_return_env_index15
+        values = {f"eval/episodic_return{suffix}": mean, f"eval/episodic_length{suffix}": float(np.mean(result.lengths))}
         self.logger.scalars(self.step, values | scalars)
         measures = "".join(f", {name} {value:.3f}" for name, value in result.extra.items())
-        self.logger.message(f"[eval] step {self.step}: mean return {mean:.2f} over {len(result.returns)} "
+        where = "".join(f" {key}={value}" for key, value in options.items())
+        self.logger.message(f"[eval] step {self.step}{where}: mean return {mean:.2f} over {len(result.returns)} "
                             f"episodes{measures}")
         if self.run.capture_video:
-            record_video(self.agent, self.run.env_id, self.run_dir / "videos" / f"eval_step_{self.step}.gif",
-                         eval_seed, self.run.env_protocol, env_kwargs=self.run.env_kwargs)
+            record_video(self.agent, self.run.env_id, self.run_dir / "videos" / f"eval_step_{self.step}{suffix}.gif",
+                         eval_seed, self.run.env_protocol, env_kwargs=env_kwargs)
 
     # ------------------------------------------------------------------ phases
     def run_phase(self, phase: Phase) -> None:
@@ -216,8 +209,10 @@ class Trainer:
         self.checkpoint()
 
     # ------------------------------------------------------------------ the loop
-    def train(self, phases: tuple[Phase, ...] = ()) -> Path:
-        self.phases = tuple(phases)
+    def train(self, phases: tuple[Phase, ...] | None = None, env_loop: bool = True) -> Path:
+        """Run ``phases`` (default: the agent's own), then the env loop; ``env_loop=False`` ends with an evaluation
+        and a checkpoint instead (a pipeline whose phases do all the work)."""
+        self.phases = tuple(self.agent.phases(self.make_envs) if phases is None else phases)
         if self.resumed_phase == "online":
             self.phase_index = len(self.phases)
         elif self.resumed_phase and self.phase_name != self.resumed_phase:
@@ -229,10 +224,18 @@ class Trainer:
                 self.logger.message(f"Atari protocol: {protocol(self.run.env_protocol).describe()}")
         while self.phase_index < len(self.phases):
             self.run_phase(self.phases[self.phase_index])
-        self.online_loop()
+        if env_loop:
+            self.online_loop()
+        elif self.resumed_phase != "online" or not self.evaluations:
+            self.evaluate()
+            self.checkpoint()
         self.logger.close()
         self.envs.close()
         return self.run_dir
+
+    def make_envs(self, num_envs: int, seed: int, **options: Any) -> Any:
+        """The run's env id with other options: the factory phased agents step envs through."""
+        return make_run_envs(self.run, num_envs=num_envs, seed=seed, env_kwargs=self.run.env_kwargs | options)
 
     def apply_env_options(self) -> None:
         options = self.agent.env_options()
@@ -317,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(agent_name, run, config, run_dir)
         write_json_atomic(run_dir / "config.json", trainer.resolved_config())
         print(f"run directory: {run_dir}", file=sys.stderr)
-        trainer.train()
+        trainer.train(env_loop=registry.AGENTS[agent_name].env_loop)
     final = trainer.evaluations[-1]
     print(f"done: {agent_name} on {run.env_id}, final mean eval return {np.mean(final['returns']):.2f}; "
           f"logs, checkpoints and eval.json in {run_dir}")
