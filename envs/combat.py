@@ -56,7 +56,7 @@ class CombatSim(TeamSim):
     Rewards: 0 on every step but the last; at the end every slot, dead or alive, gets
     ``-enemy_hp_cost * (hp left on living bots) - draw_cost * [draw or timeout] - loss_cost * [loss]``
     (0.1, 1, 1). Terminated when a side is wiped out, truncated at ``max_steps`` (40).
-    ``episode_metrics``: ``win`` (1.0 when only marines are left), ``enemy_hp``, ``marines_alive``.
+    ``episode_metrics``: ``win`` (bool: only marines are left), ``enemy_hp``, ``marines_alive``.
 
     Observation: a multi-hot ``[(2v+1)^2, V]`` over the window of radius ``visibility`` around the marine,
     flattened, with the words of every living unit there that its team sees: unit id (2n), team (own,
@@ -204,7 +204,7 @@ class CombatSim(TeamSim):
     def episode_metrics(self) -> dict[str, np.ndarray]:
         marines, bots = self.alive[:, : self.n].any(axis=1), self.alive[:, self.n :].any(axis=1)
         return {
-            "win": (marines & ~bots).astype(np.float64),
+            "win": marines & ~bots,
             "enemy_hp": self._enemy_hp().astype(np.float64),
             "marines_alive": self.alive[:, : self.n].sum(axis=1).astype(np.float64),
         }

@@ -52,7 +52,7 @@ class TrafficJunctionSim(TeamSim):
     Reward of a car on the board at the start of the step: ``-time_penalty * tau - coll_pen * crashed``;
     0 for the others (a car that arrived this step gets its first reward after its first move). Episodes
     start with an empty board (as in the Lua and IC3Net code: the first step only brings arrivals), never
-    terminate and are truncated at ``max_steps``. ``episode_metrics``: ``success`` (1.0 when no crash so far;
+    terminate and are truncated at ``max_steps``. ``episode_metrics``: ``success`` (bool: no crash so far;
     failure rate = 1 - success) and ``n_collisions``.
 
     Choices where the sources differ or are silent:
@@ -76,6 +76,14 @@ class TrafficJunctionSim(TeamSim):
     its absolute cell and its route; plus ``block`` on the cells walled off in the easy CommNet map (the
     only map whose blocks are visible). V = 1 + nmax + H*W + routes (+1 block). Cars off the board see
     zeros. The Lua vocabulary also holds words that never occur (gas/brake, spare coordinates); omitted.
+    IC3Net's observation (``obs_mode ic3net``) is not implemented.
+
+    State: ``track [B, A]`` (a car's row in the flattened route table: ``route * stride + cells
+    travelled``), ``route``, ``on_board``, ``tau``, per-slot ``crashes``, ``t``, and the per-game options.
+    ``step`` has no Python loop over cars, sources or games: crashes come from one ``bincount`` of
+    (game, cell) keys, arrivals past the cap from a running count over the sources, free slots from a
+    per-game ``argsort`` of random keys. ``step_with_noise`` takes the step's random numbers (``draw_noise``)
+    so other implementations (``benchmarks/traffic_junction_percar.py``) can replay them exactly.
     """
 
     def __init__(
@@ -244,7 +252,7 @@ class TrafficJunctionSim(TeamSim):
 
     def episode_metrics(self) -> dict[str, np.ndarray]:
         return {
-            "success": (self.crashes.sum(axis=1) == 0).astype(np.float64),
+            "success": self.crashes.sum(axis=1) == 0,
             "n_collisions": 0.5 * self.crashes.sum(axis=1),
         }
 
@@ -297,7 +305,7 @@ class TrafficJunctionSim(TeamSim):
         b, s = np.nonzero(arrives)
         if b.size == 0:
             return
-        free_order = np.argsort(np.where(self.on_board, 2.0, noise.slot_keys), axis=1)
+        free_order = np.argsort(np.where(self.on_board, 2.0, noise.slot_keys), axis=1, kind="stable")
         slot = free_order[b, rank[b, s].astype(np.int64) - 1]
         route = self._route_pick[s, (noise.route[b, s] * K).astype(np.int64)]
         self.route[b, slot] = route
