@@ -49,7 +49,7 @@ class CoinGameSim(TeamSim):
 
     Observation of each slot (float32 ``[2 + 2C, rows, columns]``, channels first): self, other,
     coins of colour 0..C−1, then the own goal colour as C constant one-hot planes (split with
-    :func:`split_observation`). No step counter: as in the paper. ``swap_index`` is the channel
+    :func:`split_observation`). No step counter. ``swap_index`` is the channel
     permutation of :func:`swap_perspective`; ``slot_info()["goal"]`` holds the true goals ``[B, 2]``.
 
     Layout (``reset(options={"layout": L})``, L a dict or a list with one dict per game reset):
@@ -177,10 +177,11 @@ class CoinGameSim(TeamSim):
         return (own**2 + (good - own) ** 2 - bad**2).astype(np.float64)
 
     def observe(self) -> np.ndarray:
-        players = grid.self_other_planes(grid.one_hot_cells(self.pos, self.shape)[:, :, None])
-        colours = np.arange(self.num_colors)[None, :, None, None]
-        coins = (self.coins[:, None] == colours).astype(np.float32)
-        return grid.assemble(players, coins, self.goals, self.num_goals)
+        obs = grid.new_observation(self.num_envs, self.observation_space.shape[0], self.shape, self.pos)
+        obs[:, :, 2 : 2 + self.num_colors] = (
+            self.coins[:, None] == np.arange(self.num_colors)[:, None, None]
+        )[:, None]
+        return grid.write_goal_planes(obs, self.goals, self.num_goals)
 
     def active(self) -> np.ndarray:
         return np.ones((self.num_envs, 2), dtype=bool)

@@ -61,19 +61,21 @@ def one_hot_cells(pos: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return planes.reshape(batch, count, *shape)
 
 
-def self_other_planes(per_player: np.ndarray) -> np.ndarray:
-    """From ``[B, 2, K, H, W]`` per-player planes, ``[B, 2, 2K, H, W]``: slot i sees (own K, other's K)."""
-    return np.concatenate([per_player, per_player[:, ::-1]], axis=2)
+def new_observation(batch: int, channels: int, shape: tuple[int, int], pos: np.ndarray) -> np.ndarray:
+    """A zero observation ``[B, 2, channels, H, W]`` (float32) with channel 0 = the slot's own cell and
+    channel 1 = the other player's. Games fill their channels in place (no large temporaries)."""
+    obs = np.zeros((batch, 2, channels, *shape), dtype=np.float32)
+    players = one_hot_cells(pos, shape)
+    obs[:, :, 0] = players
+    obs[:, :, 1] = players[:, ::-1]
+    return obs
 
 
-def assemble(per_slot: np.ndarray, shared: np.ndarray, goals: np.ndarray, num_goals: int) -> np.ndarray:
-    """One observation per slot: ``[B, 2, C, H, W]`` from per-slot planes ``[B, 2, k, H, W]``, planes
-    shared by both ``[B, s, H, W]`` and goal indices ``[B, 2]`` (as ``num_goals`` constant planes)."""
-    batch, _, _, rows, cols = per_slot.shape
-    goal_planes = np.zeros((batch, 2, num_goals, rows, cols), dtype=np.float32)
-    goal_planes[np.arange(batch)[:, None], np.arange(2)[None, :], goals] = 1.0
-    shared = np.broadcast_to(shared[:, None], (batch, 2, *shared.shape[1:]))
-    return np.concatenate([per_slot, shared, goal_planes], axis=2, dtype=np.float32)
+def write_goal_planes(obs: np.ndarray, goals: np.ndarray, num_goals: int) -> np.ndarray:
+    """Set the last ``num_goals`` channels of ``obs`` to each slot's goal ``goals[B, 2]`` (one-hot planes)."""
+    batch, _, channels = obs.shape[:3]
+    obs[np.arange(batch)[:, None], np.arange(2)[None, :], channels - num_goals + goals] = 1.0
+    return obs
 
 
 def swap_index(channels: int, pairs: list[tuple[int, int]]) -> np.ndarray:
