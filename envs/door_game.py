@@ -196,8 +196,8 @@ class DoorGameSim(TeamSim):
         return grid.split_goal(obs, self.num_goals)
 
     def render(self, index: int = 0, scale: int = 24) -> np.ndarray:
-        """Wall row dark; each door and its switch in the door's colour (a switch as a small square, a
-        door filled once opened, framed in the colour of the player it lets through)."""
+        """Wall row dark; each door and its switch in the door's colour (small squares; a door is filled
+        once opened, framed in the colour of the player it lets through)."""
         rows, _ = self.shape
         image = grid.blank_board(self.shape, scale)
         image[:scale] = 90
@@ -205,6 +205,7 @@ class DoorGameSim(TeamSim):
             colour = grid.ITEM_COLOURS[door % 6]
             grid.paint(image, (rows - 1, column), colour, scale, inset=scale // 3)
             grid.paint(image, (0, column), 235, scale)
+            grid.paint(image, (0, column), colour, scale, inset=scale // 4)  # closed: a small square
             for opener in range(2):
                 if self.opened[index, door, opener]:
                     grid.paint(image, (0, column), grid.PLAYER_COLOURS[1 - opener], scale)
