@@ -27,6 +27,7 @@ import torch
 
 from anew.agents.core import TransitionBatch
 from anew.errors import AnewError
+from anew.reincarnation.formats.dopamine_checkpoint import DopamineNetwork
 from anew.reincarnation.qdagger import (
     DISTILL,
     QDAGGER,
@@ -160,7 +161,8 @@ def copy_parameters(tensors: Sequence[torch.Tensor], network: torch.nn.Module) -
 
 def reload_teacher_weights(agent: Any, teacher: Any) -> None:
     """Copy the teacher's network into the student's online and target nets (same architecture required)."""
-    network = getattr(teacher.network, "network", teacher.network)  # a Dopamine wrapper holds the anew QNetwork
+    network = teacher.network  # a Dopamine wrapper holds the anew QNetwork
+    network = network.network if isinstance(network, DopamineNetwork) else network
     copy_parameters([p.detach() for p in network.parameters()], agent.online)
     agent.sync_target()
 

@@ -38,7 +38,11 @@ from anew.agents.dqn import DQNAgent
 from anew.agents.losses import epsilon_greedy
 from anew.agents.replay import ReplayBuffer, ReplaySample
 from anew.errors import AnewError
-from anew.reincarnation.formats.dopamine_checkpoint import SENTINEL_PREFIX, load_dopamine_network
+from anew.reincarnation.formats.dopamine_checkpoint import (
+    SENTINEL_PREFIX,
+    DopamineNetworkOutput,
+    load_dopamine_network,
+)
 from anew.reincarnation.formats.dopamine_jax_replay import DopamineJaxReplay
 from anew.reincarnation.formats.dopamine_replay import DopamineReplay
 from anew.reincarnation.formats.dopamine_replay_files import complete_suffixes
@@ -95,7 +99,7 @@ class Teacher:
         if self.preprocess is not None:
             tensor = self.preprocess(tensor)
         output = self.network(tensor)
-        q = getattr(output, "q_values", output)
+        q = output.q_values if isinstance(output, DopamineNetworkOutput) else output
         if q.ndim != 2 or q.shape[1] != self.num_actions:
             raise AnewError(f"the teacher answered with shape {tuple(q.shape)}, expected (batch, {self.num_actions})")
         return q.float()

@@ -79,7 +79,8 @@ def list_checkpoints(checkpoints_dir: Path) -> list[Path]:
     if not checkpoints_dir.is_dir():
         return []
     found = [p for p in checkpoints_dir.iterdir() if p.is_dir() and p.name.startswith(PREFIX)]
-    return sorted(found, key=lambda p: p.name)
+    # step_N (every phase done) was written after step_N.<phase>.<units> (inside a phase at that step)
+    return sorted(found, key=lambda p: (p.name.split(".")[0], "." not in p.name, p.name))
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

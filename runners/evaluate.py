@@ -18,6 +18,7 @@ import torch
 import tyro
 
 from anew.envs import is_multiagent, make_env, make_team_env, make_vector_env
+from anew.envs.vector import EPISODE_INFO
 from anew.errors import AnewError
 from anew.runners.loading import load_agent_from_checkpoint
 from anew.runners.run_args import env_options
@@ -26,7 +27,8 @@ from anew.runners.run_args import env_options
 @dataclass
 class Evaluation:
     """Per-episode returns and lengths (in episode order), and the game's own measures averaged over episodes
-    (``success_rate``, … for multi-agent worlds)."""
+    (``success_rate``, … for multi-agent worlds; for Gymnasium envs what their last step's info reports in
+    ``episode_measures``, with a standard error ``<name>_se``, and ``episode_references``)."""
 
     returns: list[float]
     lengths: list[int]
@@ -63,6 +65,7 @@ def evaluate_agent(
     lengths: list[list[int]] = [[] for _ in range(num_envs)]
     measures: dict[str, list[list[float]]] = {}
     flags: set[str] = set()  # yes/no measures, reported as rates
+    reported: dict[str, dict[str, list[float]]] = {key: {} for key in EPISODE_INFO}  # Gymnasium envs' own
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         obs, info = envs.reset(seed=seed)
@@ -81,6 +84,9 @@ def evaluate_agent(
                         measures.setdefault(name, [[] for _ in range(num_envs)])[i].append(float(values[i]))
                         if np.asarray(values).dtype == bool:
                             flags.add(name)
+                    for key, table in reported.items():
+                        for name, values in info.get(key, {}).items():
+                            table.setdefault(name, []).append(float(values[i]))
                     finished[i] += 1
                 running_return[i], running_length[i] = 0.0, 0
             if done.any():
@@ -90,6 +96,11 @@ def evaluate_agent(
     # ``success`` -> ``success_rate`` for yes/no measures, ``n_collisions`` -> ``mean_n_collisions``
     extra = {(f"{name}_rate" if name in flags else f"mean_{name}"): float(np.mean([per_env[i][k] for i, k in order]))
              for name, per_env in measures.items()}
+    for name, values in reported["episode_measures"].items():
+        extra[name] = float(np.mean(values))
+        if len(values) > 1:
+            extra[f"{name}_se"] = float(np.std(values, ddof=1) / np.sqrt(len(values)))
+    extra |= {name: float(np.mean(values)) for name, values in reported["episode_references"].items()}
     return Evaluation([returns[i][k] for i, k in order], [lengths[i][k] for i, k in order], extra)
 
 

@@ -26,12 +26,24 @@ class AgentEntry:
     team: bool = False
     env_loop: bool = True
     """False for pipelines whose phases do all the work (PD-VF): no env loop after them."""
+    envs: tuple[str, ...] = ()
+    """The env ids the agent can train on (empty: any single-agent or, for a team agent, multi-agent env)."""
+    runner_phases: str = ""
+    """``module:function`` building the run's phases from (agent, run args) where the agent cannot: its
+    training needs something only the runner may import (DirectBackprop's differentiable simulator)."""
+
+
+INVENTORY_ENVS = ("anew/LostSales-v0", "anew/Backlog-v0", "anew/HistoryReplay-v0", "anew/VendorConstraints-v0",
+                  "anew/CapacitatedMultiProduct-v0")
 
 
 AGENTS: dict[str, AgentEntry] = {
     "dqn": AgentEntry("anew.agents.dqn", "DQNConfig", "DQNAgent"),
     "rainbow": AgentEntry("anew.agents.rainbow", "RainbowConfig", "RainbowAgent"),
     "ppo": AgentEntry("anew.agents.ppo", "PPOConfig", "PPOAgent"),
+    "directbackprop": AgentEntry("anew.agents.directbackprop", "DirectBackpropConfig", "DirectBackpropAgent",
+                                 env_loop=False, envs=INVENTORY_ENVS,
+                                 runner_phases="anew.runners.inventory_train:directbackprop_phases"),
 }
 
 
@@ -75,10 +87,21 @@ def build_agent(name: str, config: Any, spec: AgentSpec) -> Any:
     return getattr(module, entry.agent_class)(config, spec)
 
 
+def runner_phases(name: str, agent: Any, run: Any) -> tuple[Any, ...] | None:
+    """The phases the runner builds for ``name`` (its row's ``runner_phases``), or None: the agent's own."""
+    entry = AGENTS[name]
+    if not entry.runner_phases:
+        return None
+    module, function = entry.runner_phases.split(":")
+    return getattr(importlib.import_module(module), function)(agent, run)
+
+
 def check_env_fits(name: str, env_id: str, multiagent: bool) -> None:
     """A team agent needs a multi-agent env and a single agent a single-agent one (one line naming what fits)."""
     if name not in AGENTS:
         agent_module(name)
+    if AGENTS[name].envs and env_id not in AGENTS[name].envs:
+        raise AnewError(f"{name} trains on {', '.join(AGENTS[name].envs)} only, not {env_id!r}")
     team = AGENTS[name].team
     if team and not multiagent:
         raise AnewError(f"{name} controls a team: give it a multi-agent env (`anew envs --filter pettingzoo`), "

@@ -172,7 +172,7 @@ def offline_phase(trainer: Trainer, student: ReincarnatingStudent, config: Reinc
         if config.offline_eval_every and done % config.offline_eval_every == 0 and done < config.offline_steps:
             returns = evaluate_agent(student, run.env_id, run.eval_episodes, run.seed + done, run.env_protocol,
                                      env_kwargs=run.env_kwargs).returns
-            trainer.logger.scalars(done, {"offline/eval_return": float(np.mean(returns))})
+            trainer.logger.scalars(done, {"offline/eval_return": float(np.mean(returns))}, phase="offline")
             trainer.logger.message(f"[offline] {done} updates: mean return {np.mean(returns):.2f}")
         return metrics
 

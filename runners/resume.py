@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         run = dataclasses.replace(run, total_steps=args.total_steps)
         document["run"]["total_steps"] = args.total_steps
         config_path.write_text(json.dumps(document, indent=1))
+    if not registry.AGENTS[name].env_loop and runner_state.get("phase") == "online":
+        print(f"{run_dir} already finished (its phases are done and {name} has no env loop)")
+        return 0
     if runner_state["step"] >= run.total_steps:
         print(f"{run_dir} already finished ({runner_state['step']} of {run.total_steps} steps); "
               "pass --total-steps to train longer")
@@ -57,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     if "reincarnation" in document:
         resume_reincarnation(run_dir, latest, run, name, config, document["reincarnation"])
     else:
-        Trainer(name, run, config, run_dir, resume_from=latest).train(env_loop=registry.AGENTS[name].env_loop)
+        trainer = Trainer(name, run, config, run_dir, resume_from=latest)
+        trainer.train(phases=registry.runner_phases(name, trainer.agent, run), env_loop=registry.AGENTS[name].env_loop)
     print(f"done: {run_dir}")
     return 0
 

@@ -92,7 +92,9 @@ class Trainer:
         self.starting = np.ones(run.num_envs, dtype=bool)  # envs whose episode begins at the next act
         if resume_from is not None:
             self._restore(resume_from)
-        self.logger = RunLogger(run_dir, run.total_steps, resume_step=self.step if resume_from else None)
+        in_phase = (self.resumed_phase, self.phase_progress) if self.resumed_phase not in ("", "online") else None
+        self.logger = RunLogger(run_dir, run.total_steps, resume_step=self.step if resume_from else None,
+                                resume_phase=in_phase)
 
     # ------------------------------------------------------------------ state
     def resolved_config(self) -> dict[str, Any]:
@@ -161,7 +163,8 @@ class Trainer:
             self.evaluate_once(options)
 
     def evaluate_once(self, options: dict[str, Any]) -> None:
-        eval_seed = int(np.random.SeedSequence([self.run.seed, 7_777, len(self.evaluations)]).generate_state(1)[0])
+        # The episodes depend on the run's seed and the step alone, so --eval-every changes no final evaluation.
+        eval_seed = int(np.random.SeedSequence([self.run.seed, 7_777, self.step]).generate_state(1)[0])
         env_kwargs = self.run.env_kwargs | options
         result = evaluate_agent(self.agent, self.run.env_id, self.run.eval_episodes, eval_seed, self.run.env_protocol,
                                 env_kwargs=env_kwargs)
@@ -194,7 +197,7 @@ class Trainer:
             self.phase_progress = unit + 1
             if self.phase_progress % log_every == 0 or self.phase_progress == phase.units:
                 self.logger.scalars(self.phase_progress, {phase.log_prefix + name.split("/")[-1]: value
-                                                          for name, value in metrics.items()})
+                                                          for name, value in metrics.items()}, phase=phase.name)
                 rate = (self.phase_progress - first) / max(time.monotonic() - start, 1e-9)
                 self.logger.progress(self.step, f"{phase.name} {self.phase_progress}/{phase.units} ({rate:.0f}/s)")
             if crossed(unit, unit + 1, self.run.checkpoint_every) and self.phase_progress < phase.units:
@@ -308,10 +311,6 @@ class Trainer:
 # ---------------------------------------------------------------------- command line
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "directbackprop":  # trained through the differentiable simulator, not the env loop
-        from anew.runners import inventory_train
-
-        return inventory_train.main(argv[1:])
     agent_name, run, config = parse_train_args(argv)
     run = dataclasses.replace(run, env_protocol=env_protocol_for(run, run.preset))
     check_run_args(run)
@@ -320,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(agent_name, run, config, run_dir)
         write_json_atomic(run_dir / "config.json", trainer.resolved_config())
         print(f"run directory: {run_dir}", file=sys.stderr)
-        trainer.train(env_loop=registry.AGENTS[agent_name].env_loop)
+        trainer.train(phases=registry.runner_phases(agent_name, trainer.agent, run),
+                      env_loop=registry.AGENTS[agent_name].env_loop)
     final = trainer.evaluations[-1]
     print(f"done: {agent_name} on {run.env_id}, final mean eval return {np.mean(final['returns']):.2f}; "
           f"logs, checkpoints and eval.json in {run_dir}")
