@@ -88,7 +88,7 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def read_run(path: Path) -> Run:
-    """One eval.json (DESIGN.md section 4), checked field by field."""
+    """One eval.json (docs/design.md section 6), checked field by field."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as error:

@@ -1,6 +1,6 @@
 """Gymnasium faces of the batched inventory simulators, and their registration.
 
-One simulation, two faces (DESIGN.md section 3): ``InventoryEnv`` is a single-instance
+One simulation, two faces (docs/design.md section 4): ``InventoryEnv`` is a single-instance
 ``gymnasium.Env`` over a batch of one; ``InventoryVectorEnv`` is a ``gymnasium.vector.VectorEnv`` over
 the whole batch (``gymnasium.make_vec(id, num_envs=4096)`` builds it through the vector entry
 point). Both call the same ``step`` of the same simulator object, so they cannot diverge.
@@ -22,6 +22,7 @@ from gymnasium.vector.utils import batch_space
 
 from anew.envs.inventory import InventoryConfig, InventorySim
 from anew.envs.inventory_capacity import CapacityConfig, CapacitySim
+from anew.envs.inventory_measures import EpisodeMeter
 from anew.envs.inventory_replay import DemandHistorySim, ReplayConfig
 from anew.errors import AnewError
 from anew.inventory_demand import DemandDistribution
@@ -36,6 +37,10 @@ ENV_IDS: dict[str, tuple[str, int]] = {
     "anew/VendorConstraints-v0": ("vendor_constraints", 104),
     "anew/CapacitatedMultiProduct-v0": ("capacitated", 104),
 }
+SINGLE_PRODUCT = ("anew/LostSales-v0", "anew/Backlog-v0")
+WRAPPER_OPTIONS = ("measure_warmup", "max_episode_steps")
+"""Env options that belong to the Gymnasium faces (and ``gym.make``), not to the simulation."""
+MEASURE_WARMUP = 100
 
 
 def _single_product(backlog: bool, kwargs: dict[str, Any]) -> InventoryConfig:
@@ -101,6 +106,13 @@ def make_sim(
         raise AnewError(f"bad option for {env_id}: {error}; see anew.envs.inventory_gym.make_sim") from error
 
 
+def episode_meter(sim: Sim, batch: int, warmup: int) -> EpisodeMeter:
+    """The measures each face reports (see ``anew.envs.inventory_measures``)."""
+    if isinstance(sim, InventorySim):
+        return EpisodeMeter("cost", batch, warmup, sim.config)
+    return EpisodeMeter("capacity" if isinstance(sim, CapacitySim) else "reward", batch)
+
+
 def _to_numpy(info: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return {key: value.detach().cpu().numpy() for key, value in info.items()}
 
@@ -125,14 +137,20 @@ def _frame(obs: np.ndarray, info: dict[str, np.ndarray], lanes: int) -> np.ndarr
 
 
 class InventoryEnv(gym.Env):
-    """A single instance of a batched inventory simulator (a batch of one)."""
+    """A single instance of a batched inventory simulator (a batch of one).
+
+    Every step's info holds ``episode_measures`` and ``episode_references`` of the episode so far (a
+    time-limit wrapper decides which step ends it); ``measure_warmup`` periods open each episode unmeasured.
+    """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
 
-    def __init__(self, env_id: str, render_mode: str | None = None, **kwargs: Any):
+    def __init__(self, env_id: str, render_mode: str | None = None, measure_warmup: int = MEASURE_WARMUP,
+                 **kwargs: Any):
         if render_mode not in (None, "rgb_array"):
             raise AnewError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.sim, self.observation_space, self.action_space = make_sim(env_id, 1, **kwargs)
+        self.meter = episode_meter(self.sim, 1, measure_warmup)
         self.render_mode = render_mode
         self._obs = np.zeros(self.observation_space.shape, np.float32)
         self._info: dict[str, np.ndarray] = {}
@@ -141,14 +159,19 @@ class InventoryEnv(gym.Env):
         super().reset(seed=seed)
         self._obs = self.sim.reset(seed)[0].cpu().numpy()
         self._info = {}
+        self.meter.reset()
         return self._obs.copy(), {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         order = torch.as_tensor(np.asarray(action, dtype=np.float32).reshape(1, -1))
         obs, reward, over, info = self.sim.step(order)
         self._obs, self._info = obs[0].cpu().numpy(), _to_numpy(info)
-        step_info = {key: float(value[0]) for key, value in self._info.items()}
-        return self._obs.copy(), float(reward[0]), False, bool(over[0]), step_info
+        step_reward = reward.cpu().numpy().astype(np.float64)
+        self.meter.record(step_reward, self._info)
+        step_info: dict[str, Any] = {key: float(value[0]) for key, value in self._info.items()}
+        for key, values in self.meter.info().items():
+            step_info[key] = {name: float(value[0]) for name, value in values.items()}
+        return self._obs.copy(), float(step_reward[0]), False, bool(over[0]), step_info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
@@ -161,7 +184,8 @@ class InventoryVectorEnv(gym.vector.VectorEnv):
 
     ``autoreset_mode``: NEXT_STEP (Gymnasium's default: the step after the last one resets and
     ignores its actions) or SAME_STEP (the last step returns the reset observation and puts the
-    final one in ``info["final_obs"]``).
+    final one in ``info["final_obs"]``). The step that ends the episodes adds ``episode_measures`` and
+    ``episode_references`` (arrays over the batch).
     """
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -178,11 +202,13 @@ class InventoryVectorEnv(gym.vector.VectorEnv):
         render_mode: str | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         seed: int | None = None,
+        measure_warmup: int = MEASURE_WARMUP,
         **kwargs: Any,
     ):
         self.sim, self.single_observation_space, self.single_action_space = make_sim(
             env_id, num_envs, seed, **kwargs
         )
+        self.meter = episode_meter(self.sim, num_envs, measure_warmup)
         self.num_envs = num_envs
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
@@ -203,6 +229,7 @@ class InventoryVectorEnv(gym.vector.VectorEnv):
             seed = seed[0]
         self._obs = self.sim.reset(seed).cpu().numpy()
         self._needs_reset, self._elapsed, self._info = False, 0, {}
+        self.meter.reset()
         return self._obs.copy(), {}
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -213,18 +240,21 @@ class InventoryVectorEnv(gym.vector.VectorEnv):
         obs, reward, over, info = self.sim.step(torch.as_tensor(np.asarray(actions, dtype=np.float32)))
         self._elapsed += 1
         self._obs, self._info = obs.cpu().numpy(), _to_numpy(info)
+        rewards = reward.cpu().numpy().astype(np.float64)
+        self.meter.record(rewards, self._info)
         truncated = over.cpu().numpy().astype(bool)
         if self.max_episode_steps is not None and self._elapsed >= self.max_episode_steps:
             truncated[:] = True
         infos: dict[str, Any] = dict(self._info)
         obs_out = self._obs.copy()
         if truncated.all():
+            infos |= self.meter.info()
             if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
                 infos["final_obs"], infos["_final_obs"] = obs_out, truncated.copy()
                 obs_out, _ = self.reset()
             else:
                 self._needs_reset = True
-        return obs_out, reward.cpu().numpy().astype(np.float64), no, truncated, infos
+        return obs_out, rewards, no, truncated, infos
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """A frame of the first instance only (a batch may hold thousands)."""

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"agents": "anew.agents", "envs": "anew.envs", "reincarnation": "anew.reincarnation",
             "runners": "anew.runners", "analysis": "anew.analysis", "anew_pkg": "anew"}
-# What each package may not import (DESIGN: runners -> reincarnation -> agents, runners -> envs).
+# What each package may not import (docs/design.md section 1).
 FORBIDDEN = {
     "anew.agents": ("anew.envs", "anew.runners", "anew.reincarnation", "anew.analysis"),
     "anew.envs": ("anew.agents", "anew.runners", "anew.reincarnation", "anew.analysis"),

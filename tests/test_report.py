@@ -28,7 +28,7 @@ def write_run(
     agent_config: dict | None = None,
     extra: dict | None = None,
 ) -> Path:
-    """A run directory as `anew train` writes it: eval.json (DESIGN.md section 4) and config.json."""
+    """A run directory as `anew train` writes it: eval.json (docs/design.md section 6) and config.json."""
     run_dir = root / name
     run_dir.mkdir(parents=True)
     returns = returns or {step: [10.0 + step / 100 + seed] * 3 for step in STEPS}
