@@ -29,6 +29,10 @@ class AgentSpec:
     device: str = "cpu"
     agent_ids: tuple[str, ...] = ()
     """Team slots (``car_0 …``) of a multi-agent env; empty for a single-agent env."""
+    env_facts: dict[str, Any] = field(default_factory=dict)
+    """What a world declares about its observations for agents that need it, since agents never import envs
+    (the SOM games: ``swap_index``, the channel order that swaps "self" and "other", and ``num_goals``, the
+    goal one-hot planes at the end of the channels)."""
 
     @property
     def is_team(self) -> bool:

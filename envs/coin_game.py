@@ -207,6 +207,9 @@ class CoinGameSim(TeamSim):
         }
 
     # ---------------------------------------------------------------- helpers
+    def agent_facts(self) -> dict[str, Any]:
+        return {"swap_index": [int(i) for i in self.swap_index], "num_goals": int(self.num_goals)}
+
     def swap_perspective(self, obs: np.ndarray) -> np.ndarray:
         """See :func:`swap_perspective`."""
         return grid.swap_channels(obs, self.swap_index)

@@ -186,6 +186,9 @@ class DoorGameSim(TeamSim):
         }
 
     # ---------------------------------------------------------------- helpers
+    def agent_facts(self) -> dict[str, Any]:
+        return {"swap_index": [int(i) for i in self.swap_index], "num_goals": int(self.num_goals)}
+
     def swap_perspective(self, obs: np.ndarray) -> np.ndarray:
         """The observation as the other player sees the board: self/other and the two "opened by"
         planes exchanged; doors and goal planes unchanged. Swapping twice is the identity."""

@@ -90,6 +90,10 @@ class TeamSim:
         """Per-game measures ``[B]`` of the episode so far (e.g. ``success``); read at episode end."""
         return {}
 
+    def agent_facts(self) -> dict[str, Any]:
+        """Facts about the observations that agents may need and cannot import (see ``AgentSpec.env_facts``)."""
+        return {}
+
     def team_reward(self, rewards: np.ndarray) -> np.ndarray:
         """``[B]`` team reward of one step: the shared reward, or the sum over slots."""
         return rewards[:, 0].astype(np.float64) if self.shared_reward else rewards.sum(axis=1, dtype=np.float64)
@@ -128,6 +132,7 @@ class TeamVectorEnv:
         self.single_action_space = sim.action_space
         self.metadata = sim.metadata
         self.seed = seed
+        self.agent_facts = sim.agent_facts()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         if seed is not None:

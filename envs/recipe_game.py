@@ -193,6 +193,9 @@ class RecipeGameSim(TeamSim):
         return {"goals": self.goals, "pos": self.pos, "items": self.items, "held": self.held, "t": self.t}
 
     # ---------------------------------------------------------------- helpers
+    def agent_facts(self) -> dict[str, Any]:
+        return {"swap_index": [int(i) for i in self.swap_index], "num_goals": int(self.num_goals)}
+
     def swap_perspective(self, obs: np.ndarray) -> np.ndarray:
         """The observation as the other player sees the board: self/other and the held blocks exchanged,
         items and goal planes unchanged. Swapping twice is the identity."""

@@ -32,8 +32,10 @@ def make_run_envs(run: RunArgs, training: bool = True, num_envs: int | None = No
 
 
 def agent_spec(envs: Any, num_envs: int, seed: int, device: str) -> AgentSpec:
-    return AgentSpec(envs.single_observation_space, envs.single_action_space, num_envs, seed, device,
-                     envs.agents if isinstance(envs, TeamVectorEnv) else ())
+    if isinstance(envs, TeamVectorEnv):
+        return AgentSpec(envs.single_observation_space, envs.single_action_space, num_envs, seed, device,
+                         envs.agents, envs.agent_facts)
+    return AgentSpec(envs.single_observation_space, envs.single_action_space, num_envs, seed, device)
 
 
 def resolve_device(device: str) -> str:

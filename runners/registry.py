@@ -41,6 +41,8 @@ AGENTS: dict[str, AgentEntry] = {
     "dqn": AgentEntry("anew.agents.dqn", "DQNConfig", "DQNAgent"),
     "rainbow": AgentEntry("anew.agents.rainbow", "RainbowConfig", "RainbowAgent"),
     "ppo": AgentEntry("anew.agents.ppo", "PPOConfig", "PPOAgent"),
+    "pdvf": AgentEntry("anew.agents.pdvf.agent", "PDVFConfig", "PDVFAgent", env_loop=False),
+    "commnet": AgentEntry("anew.agents.commnet", "CommNetConfig", "CommNetAgent", team=True),
     "directbackprop": AgentEntry("anew.agents.directbackprop", "DirectBackpropConfig", "DirectBackpropAgent",
                                  env_loop=False, envs=INVENTORY_ENVS,
                                  runner_phases="anew.runners.inventory_train:directbackprop_phases"),
