@@ -2,19 +2,28 @@
 
 ``make_env`` builds one env (with the Atari protocol wrappers where they apply) and
 ``make_vector_env`` the batch the runner trains on. ``list_envs`` lists every id anew can make.
+Importing this package (so importing ``anew``) registers every single-agent ``anew/`` id with Gymnasium
+(``anew.envs.registration``), without importing any env module.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 
-from anew.envs.atari import PROTOCOLS, is_atari, make_atari_env, make_atari_vector_env, protocol
+from anew.envs.atari import (
+    PROTOCOLS,
+    check_atari_id,
+    is_atari,
+    make_atari_env,
+    make_atari_vector_env,
+    protocol,
+)
 from anew.envs.multiagent import is_multiagent, make_parallel, make_team_env, parallel_env_ids
+from anew.envs.registration import missing_requirement, register_envs
 from anew.envs.vector import SeededVectorEnv, final_next_obs
 from anew.errors import AnewError
 
@@ -28,43 +37,25 @@ __all__ = [
     "make_parallel",
     "make_team_env",
     "make_vector_env",
+    "missing_requirement",
     "register_envs",
 ]
 
-# Modules that register families of anew envs; each exposes the named function.
-_REGISTRARS = (
-    ("anew.envs.minatar", "register_minatar_envs"),
-    ("anew.envs.inventory_gym", "register_inventory_envs"),
-    ("anew.envs.spaceship", "register_spaceship_envs"),
-    ("anew.envs.mujoco_wind", "register_wind_envs"),
-)
-_registered = False
-
-
-def register_envs() -> None:
-    """Register every anew environment with Gymnasium (idempotent; the ``gymnasium.envs`` entry point)."""
-    global _registered
-    if _registered:
-        return
-    _registered = True
-    for module_name, function in _REGISTRARS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name and error.name.startswith("anew"):
-                continue  # that family is not part of this build
-            raise
-        getattr(module, function)()
+register_envs()  # importing anew (or anew.envs) registers every anew/ id: gym.register_envs(anew)
 
 
 def _ensure_known(env_id: str) -> None:
+    """A one-line error for an id that is not registered (with the closest ids) or cannot be made here."""
     register_envs()
     if is_atari(env_id):
-        return
-    if env_id not in gym.registry:
+        check_atari_id(env_id)
+    elif env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
         hint = f" Did you mean {' or '.join(close)}?" if close else " Run `anew envs` to list the ids."
         raise AnewError(f"unknown env id {env_id!r}.{hint}")
+    install = missing_requirement(env_id)
+    if install:
+        raise AnewError(f"{env_id} cannot be made here: it needs {install}")
 
 
 def default_protocol(env_id: str) -> str:
@@ -87,6 +78,8 @@ def make_env(
         raise AnewError(f"--env-protocol applies to Atari ids only, not {env_id!r}; drop the flag")
     try:
         return gym.make(env_id, render_mode=render_mode, **env_kwargs)
+    except gym.error.DependencyNotInstalled as error:
+        raise AnewError(f"{env_id} cannot be made here: {str(error).splitlines()[0]}") from error
     except TypeError as error:
         if not env_kwargs or "argument" not in str(error):
             raise
@@ -120,7 +113,8 @@ def make_vector_env(
 
 
 def list_envs() -> list[tuple[str, str]]:
-    """(id, kind) for every environment anew can make: anew's own, Gymnasium's and ALE's."""
+    """(id, kind) for every environment anew can make: anew's own and Gymnasium's (kind ``gymnasium``), ALE's
+    (``ale``) and the multi-agent worlds (``pettingzoo``). ``missing_requirement(id)`` says what an id needs."""
     register_envs()
     try:
         import ale_py
@@ -129,6 +123,6 @@ def list_envs() -> list[tuple[str, str]]:
     except ImportError:
         pass
     ids = sorted(gym.registry)
-    rows = [(env_id, "gymnasium") for env_id in ids]
+    rows = [(env_id, "ale" if is_atari(env_id) else "gymnasium") for env_id in ids]
     rows += [(env_id, "pettingzoo") for env_id in sorted(parallel_env_ids())]
     return rows

@@ -6,6 +6,7 @@ Atari are only comparable under the same protocol.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass
 
 import gymnasium as gym
@@ -56,6 +57,15 @@ def _ensure_ale() -> None:
     except ImportError as error:
         raise AnewError("Atari needs ale-py: pip install 'anew[atari]'") from error
     gym.register_envs(ale_py)
+
+
+def check_atari_id(env_id: str) -> None:
+    """ale-py present and ``env_id`` one of its ids; else one line naming the closest ids."""
+    _ensure_ale()
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, [i for i in gym.registry if is_atari(i)], n=3)
+        hint = f"did you mean {' or '.join(close)}?" if close else "run `anew envs --filter ALE/` to list them"
+        raise AnewError(f"unknown Atari id {env_id!r}; {hint}")
 
 
 def make_atari_env(env_id: str, proto: AtariProtocol, training: bool, render_mode: str | None = None) -> gym.Env:
