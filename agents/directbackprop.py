@@ -1,31 +1,51 @@
 """DirectBackprop: a policy network trained through a differentiable simulator (Madeka et al. 2022).
 
-Each ``update`` rolls the current policy through a minibatch of sample paths of the simulator,
-computes the (discounted) average reward, and backpropagates through time into the network
-(pathwise gradients: min/max in inventory dynamics are piecewise linear, so gradients exist almost
-everywhere). This is the same idea as HDPO (Alvo, Russo, Kanoria 2023).
+Each gradient step rolls the current policy through a batch of sample paths of the simulator, computes
+the (discounted) average reward, and backpropagates through time into the network (pathwise gradients:
+min/max in inventory dynamics are piecewise linear, so gradients exist almost everywhere). This is the
+same idea as HDPO (Alvo, Russo, Kanoria 2023).
 
-Agents never import envs, so the simulator comes in as a callable: ``rollout(policy, initial_state)``
-returns ``(rewards [B, T], carry)``, where ``policy`` maps an observation batch to orders and
-``carry`` is a (detached) state the next rollout may start from, or None. Carrying the state lets
-short rollouts (truncated backpropagation through time) start from the policy's own stationary
-regime instead of an empty warehouse.
+Agents never import envs, so the simulator comes from the runner: ``training_phase(make_simulator,
+updates)`` asks it for a :class:`Simulator` of ``batch_size`` paths and returns the run's one phase,
+``updates`` gradient steps (``anew train directbackprop --total-steps``). A rollout returns the rewards
+``[B, T]`` and a carry, the (detached) state the next rollout starts from: short rollouts (truncated
+backpropagation through time) then start from the policy's own stationary regime instead of an empty
+warehouse. The carry, the optimizer and the simulator's random state are all in ``state_dict``, so a
+resumed run takes the same gradient steps as one never stopped.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
-from anew.agents.core import AgentBase
+from anew.agents.core import AgentBase, AgentSpec, EnvFactory, Phase
+from anew.errors import AnewError
 
-Rollout = Callable[[Callable[[torch.Tensor], torch.Tensor], Any], tuple[torch.Tensor, Any]]
+Policy = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Simulator(Protocol):
+    """A batch of differentiable sample paths (built by the runner, which may import envs)."""
+
+    def rollout(self, policy: Policy, carry: Any) -> tuple[torch.Tensor, Any]:
+        """Rewards ``[B, T]`` of ``policy`` from ``carry`` (None: the start state), and the final state."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The random state, so that a resumed run draws the same paths."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+SimulatorFactory = Callable[[int, int], Simulator]
+"""``make_simulator(paths, periods)``: ``paths`` sample paths per rollout, ``periods`` long (the runner's)."""
 
 
 @dataclass
@@ -33,44 +53,47 @@ class DirectBackpropConfig:
     """DirectBackprop hyperparameters (defaults tuned for Zipkin's lost-sales instances on one CPU core)."""
 
     hidden: tuple[int, ...] = (64, 64)
-    """widths of the policy network's hidden layers (ELU activations)"""
-    learning_rate: float = 3e-3
-    """Adam step size at the start of the cosine schedule"""
-    final_learning_rate_fraction: float = 0.02
-    """learning rate at the end of ``updates`` as a fraction of the initial one"""
-    updates: int = 500
-    """gradient steps the schedule is laid out for"""
+    """Widths of the policy network's hidden layers (ELU activations)."""
+    lr: float = 3e-3
+    """Adam step size at the start of the cosine schedule (laid out over --total-steps updates)."""
+    lr_end_fraction: float = 0.02
+    """Learning rate at the last update as a fraction of --lr."""
+    batch_size: int = 512
+    """Sample paths per gradient step."""
+    horizon: int = 16
+    """Periods per training rollout (LostSales/Backlog; the replay envs roll whole episodes)."""
     max_grad_norm: float = 10.0
-    """gradient-norm clipping"""
+    """Gradient-norm clipping."""
     gamma: float = 1.0
-    """discount inside each rollout (1.0: plain average reward per period)"""
+    """Discount inside each rollout (1.0: plain average reward per period)."""
     warmup: int = 0
-    """leading periods of each rollout left out of the loss"""
+    """Leading periods of each rollout left out of the loss."""
     max_order: float = 15.0
-    """orders are max_order * sigmoid(network output)"""
+    """Orders are max_order * sigmoid(network output)."""
     input_scale: float = 10.0
-    """observations are divided by this before the network"""
+    """Observations are divided by this before the network."""
     carry_state: bool = True
-    """start each rollout from where the previous one ended (if the simulator returns a state)"""
-    round_orders: bool = True
-    """``act`` rounds orders to integers (training uses continuous orders)"""
-    action_dim: int = 1
-    """orders per observation (products sharing one decision)"""
-    seed: int = 0
-    """seed of the network initialisation"""
+    """Start each rollout from where the previous one ended."""
+
+
+PRESETS: dict[str, DirectBackpropConfig] = {"inventory": DirectBackpropConfig()}
+
+
+def default_preset(env_id: str) -> str:
+    return "inventory"
 
 
 class OrderNetwork(nn.Module):
-    """Observation -> bounded non-negative orders."""
+    """Observation -> bounded non-negative orders (one per product)."""
 
-    def __init__(self, obs_dim: int, config: DirectBackpropConfig):
+    def __init__(self, obs_dim: int, action_dim: int, config: DirectBackpropConfig):
         super().__init__()
         layers: list[nn.Module] = []
         width = obs_dim
         for hidden in config.hidden:
             layers += [nn.Linear(width, hidden), nn.ELU()]
             width = hidden
-        layers.append(nn.Linear(width, config.action_dim))
+        layers.append(nn.Linear(width, action_dim))
         self.body = nn.Sequential(*layers)
         self.max_order, self.input_scale = config.max_order, config.input_scale
 
@@ -86,70 +109,112 @@ def discounted_mean(rewards: torch.Tensor, gamma: float, warmup: int = 0) -> tor
     return (rewards * weights).sum(dim=1).mean() / weights.sum()
 
 
-class DirectBackpropAgent(AgentBase):
-    """Agent protocol: ``act`` is the deterministic policy; ``update`` takes one gradient step."""
+def cosine_lr(lr: float, end_fraction: float, done: int, total: int) -> float:
+    """Cosine decay from ``lr`` to ``end_fraction * lr`` over ``total`` updates."""
+    progress = min(done / max(total, 1), 1.0)
+    return lr * (end_fraction + (1 - end_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
 
-    def __init__(
-        self, obs_dim: int, config: DirectBackpropConfig | None = None, rollout: Rollout | None = None
-    ):
-        self.config = config or DirectBackpropConfig()
-        torch.manual_seed(self.config.seed)
-        self.network = OrderNetwork(obs_dim, self.config)
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
-        self.rollout = rollout
+
+class DirectBackpropAgent(AgentBase):
+    """``act`` is the deterministic policy (integer orders for a discrete action space); learning happens in
+    the phase ``training_phase`` returns, never in ``update`` (it learns from no transitions)."""
+
+    def __init__(self, config: DirectBackpropConfig, spec: AgentSpec):
+        self.config = config
+        self.action_space = spec.action_space
+        self.discrete = isinstance(spec.action_space, gym.spaces.Discrete)
+        action_dim = 1 if self.discrete else int(np.prod(spec.action_space.shape))
+        with torch.random.fork_rng(devices=[]):  # the weights depend on the seed alone
+            torch.manual_seed(spec.seed)
+            self.network = OrderNetwork(int(np.prod(spec.observation_space.shape)), action_dim, config)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr)
+        self.simulator: Simulator | None = None
+        self.loaded_simulator_state: dict[str, Any] | None = (
+            None  # from a checkpoint, until a simulator exists
+        )
         self.carry: Any = None
-        self.updates_done = 0
+        self.updates = 0
+        self.total_updates = 1
 
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
-        """Differentiable orders for an observation batch (what the rollout calls)."""
+        """Differentiable orders for an observation batch (what a rollout calls)."""
         return self.network(obs)
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, explore: bool = False, rng: np.random.Generator | None = None,
-            info: dict[str, Any] | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = True,
+        rng: np.random.Generator | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> np.ndarray:
         orders = self.network(torch.as_tensor(np.asarray(obs), dtype=torch.float32)).numpy()
-        return np.rint(orders).astype(np.int64) if self.config.round_orders else orders
+        if self.discrete:
+            return np.clip(np.rint(orders), 0, self.action_space.n - 1).astype(np.int64)
+        return orders.reshape((len(orders), *self.action_space.shape)).astype(np.float32)
 
     def observe(self, batch: Any) -> None:
         """Learning comes from the simulator's gradients, not from observed transitions."""
 
-    def learning_rate(self) -> float:
-        c = self.config
-        progress = min(self.updates_done / max(c.updates, 1), 1.0)
-        low = c.final_learning_rate_fraction
-        return c.learning_rate * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress)))
-
     def update(self) -> dict[str, float]:
-        if self.rollout is None:
-            raise RuntimeError("DirectBackpropAgent needs a rollout callable to learn")
+        return {}
+
+    def phases(self, make_envs: EnvFactory) -> tuple[Phase, ...]:
+        raise AnewError(
+            "DirectBackprop trains through a differentiable simulator that the runner builds; "
+            "train it with `anew train directbackprop --env-id anew/LostSales-v0`"
+        )
+
+    def training_phase(self, make_simulator: SimulatorFactory, updates: int) -> Phase:
+        """The run's one phase: ``updates`` gradient steps on a simulator from ``make_simulator``."""
+        self.simulator = make_simulator(self.config.batch_size, self.config.horizon)
+        if self.loaded_simulator_state is not None:
+            self.simulator.load_state_dict(self.loaded_simulator_state)
+            self.loaded_simulator_state = None
+        self.total_updates = updates
+        return Phase("gradient", updates, lambda unit: self.gradient_step(), log_prefix="train/")
+
+    def learning_rate(self) -> float:
+        return cosine_lr(self.config.lr, self.config.lr_end_fraction, self.updates, self.total_updates)
+
+    def gradient_step(self) -> dict[str, float]:
+        """One rollout of ``batch_size`` paths and one Adam step on minus its average reward."""
+        if self.simulator is None:
+            raise AnewError("DirectBackprop has no simulator yet: build its phase with training_phase()")
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
-        rewards, carry = self.rollout(self.policy, self.carry if self.config.carry_state else None)
+        rewards, carry = self.simulator.rollout(self.policy, self.carry if self.config.carry_state else None)
         self.carry = carry.detach() if isinstance(carry, torch.Tensor) else None
         objective = discounted_mean(rewards, self.config.gamma, self.config.warmup)
         self.optimizer.zero_grad()
         (-objective).backward()
         grad_norm = nn.utils.clip_grad_norm_(self.network.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
-        self.updates_done += 1
+        self.updates += 1
         return {
-            "losses/policy_loss": -objective.item(),
-            "charts/average_reward": float(rewards.detach().mean()),
-            "charts/learning_rate": self.optimizer.param_groups[0]["lr"],
-            "losses/grad_norm": float(grad_norm),
+            "policy_loss": -objective.item(),
+            "average_reward": float(rewards.detach().mean()),
+            "learning_rate": self.optimizer.param_groups[0]["lr"],
+            "grad_norm": float(grad_norm),
         }
 
     def state_dict(self) -> dict[str, Any]:
+        simulator = self.simulator.state_dict() if self.simulator is not None else self.loaded_simulator_state
         return {
             "network": self.network.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "updates_done": self.updates_done,
+            "updates": self.updates,
             "carry": self.carry,
-            "config": asdict(self.config),
+            "simulator": simulator,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.updates_done = int(state["updates_done"])
+        self.updates = int(state["updates"])
         self.carry = state.get("carry")
+        if state.get("simulator") is not None:
+            if self.simulator is not None:
+                self.simulator.load_state_dict(state["simulator"])
+            else:
+                self.loaded_simulator_state = state["simulator"]

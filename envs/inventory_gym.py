@@ -145,8 +145,9 @@ class InventoryEnv(gym.Env):
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
 
-    def __init__(self, env_id: str, render_mode: str | None = None, measure_warmup: int = MEASURE_WARMUP,
-                 **kwargs: Any):
+    def __init__(
+        self, env_id: str, render_mode: str | None = None, measure_warmup: int = MEASURE_WARMUP, **kwargs: Any
+    ):
         if render_mode not in (None, "rgb_array"):
             raise AnewError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.sim, self.observation_space, self.action_space = make_sim(env_id, 1, **kwargs)

@@ -8,7 +8,9 @@ observations as a run that was never stopped, for any Gymnasium env that is dete
 its reset seed and actions (all of ours, classic control, and ALE with its seeded sticky actions).
 
 Autoreset follows Gymnasium's SAME_STEP mode: a finished sub-env is reset inside ``step``; its
-last observation is in ``info["final_obs"]`` (masked by ``info["_final_obs"]``).
+last observation is in ``info["final_obs"]`` (masked by ``info["_final_obs"]``). What a sub-env reports
+about its episode in the info of its last step (``EPISODE_INFO``: dicts of numbers, e.g. an inventory
+env's average cost) is passed on as one array per name, NaN where no episode ended.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
+
+EPISODE_INFO = ("episode_measures", "episode_references")
+"""Info keys of per-episode numbers that evaluations average (``anew.runners.evaluate``)."""
 
 
 def episode_seed(run_seed: int, env_index: int, episode: int) -> int:
@@ -60,17 +65,21 @@ class SeededVectorEnv(gym.vector.VectorEnv):
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
         final_obs = np.full(self.num_envs, None, dtype=object)
+        episodes: dict[str, dict[str, np.ndarray]] = {}
         for i, (env, action) in enumerate(zip(self.envs, actions)):
-            obs, rewards[i], terminated[i], truncated[i], _ = env.step(action)
+            obs, rewards[i], terminated[i], truncated[i], step_info = env.step(action)
             self.actions[i].append(np.asarray(action).tolist())
             if terminated[i] or truncated[i]:
                 final_obs[i] = obs
+                for key in EPISODE_INFO:
+                    for name, value in step_info.get(key, {}).items():
+                        episodes.setdefault(key, {}).setdefault(name, np.full(self.num_envs, np.nan))[i] = value
                 self.episodes[i] += 1
                 obs, _ = self._reset_one(i)
             observations.append(obs)
         batch = concatenate(self.single_observation_space, observations, self._obs).copy()
         done = terminated | truncated
-        info = {"final_obs": final_obs, "_final_obs": done} if done.any() else {}
+        info = {"final_obs": final_obs, "_final_obs": done, **episodes} if done.any() else {}
         return batch, rewards, terminated, truncated, info
 
     def state_dict(self) -> dict[str, Any]:
