@@ -136,7 +136,8 @@ def bench_directbackprop(
                    "--log-every", str(updates), "--eval-episodes", "100", "--run-dir", str(run_dir)])  # fmt: skip
             seconds = time.perf_counter() - start
             agent, _, _ = load_agent_from_checkpoint(run_dir)
-            instance = InventoryConfig(lead_time=lead_time, p=p, max_order=1000)  # the network bounds its orders
+            # max_order 1000: the network bounds its own orders, as in the recorded protocol
+            instance = InventoryConfig(lead_time=lead_time, p=p, max_order=1000)
             cost, se = simulate_policy(instance, _orders(agent, True), 1000, 2000, 200, seed=10_000)
             continuous, _ = simulate_policy(instance, _orders(agent, False), 1000, 2000, 200, seed=10_000)
             optimum = lost_sales_optimum(lead_time, p).average_cost
