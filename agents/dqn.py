@@ -69,8 +69,9 @@ class DQNConfig:
     """Clip the gradient norm to this value (0 disables)."""
     reward_clip: float = 0.0
     """Clip learning rewards to [-c, c] (1.0 on Atari; 0 disables). Logged returns stay unclipped."""
-    torso: Literal["auto", "nature", "minatar", "impala", "mlp"] = "auto"
-    """Network torso; auto picks Nature CNN for 84x84 stacks, MinAtar conv for 10x10, else MLP."""
+    torso: Literal["auto", "nature", "nature-valid", "minatar", "impala", "mlp"] = "auto"
+    """Network torso; auto picks Nature CNN for 84x84 stacks (Dopamine's SAME padding; nature-valid is the Nature
+    paper's VALID padding, 3136 conv features), MinAtar conv for 10x10, else MLP."""
     hidden: tuple[int, ...] = (256, 256)
     """Hidden layer widths of the MLP torso."""
     replay_on_disk: str = ""

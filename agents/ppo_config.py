@@ -58,7 +58,7 @@ class PPOConfig:
     """Scale learning rewards by the running std of the discounted return (CleanRL's NormalizeReward)."""
     reward_clip: float = 0.0
     """Clip learning rewards (after scaling) to [-c, c] (0 disables). Logged returns stay unclipped."""
-    torso: Literal["auto", "mlp", "nature", "minatar", "impala"] = "auto"
+    torso: Literal["auto", "mlp", "nature", "nature-valid", "minatar", "impala"] = "auto"
     """auto: separate tanh MLPs for vector observations, a shared CNN torso (make_torso) for images."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden widths of the actor and critic MLPs."""

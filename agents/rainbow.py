@@ -60,8 +60,9 @@ class RainbowConfig(DQNConfig):
     """Select the bootstrap action with the online net (van Hasselt et al., 2016)."""
     loss: Literal["mse", "huber"] = "huber"
     """TD loss when not distributional (Dopamine's FullRainbow uses Huber)."""
-    torso: Literal["auto", "nature", "minatar", "impala", "mlp"] = "auto"
-    """Network torso; auto picks Nature CNN for 84x84 stacks, MinAtar conv for 10x10, else MLP."""
+    torso: Literal["auto", "nature", "nature-valid", "minatar", "impala", "mlp"] = "auto"
+    """Network torso; auto picks Nature CNN for 84x84 stacks (Dopamine's SAME padding; nature-valid is the Nature
+    paper's VALID padding, 3136 conv features), MinAtar conv for 10x10, else MLP."""
     distributional: bool = True
     """C51 distributional head and cross-entropy loss (off: scalar Q-values and the TD loss)."""
     num_atoms: int = 51
