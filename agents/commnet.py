@@ -1,0 +1,392 @@
+"""CommNet (Sukhbaatar, Szlam & Fergus, NeurIPS 2016): one controller for a team that learns to communicate.
+
+Read top to bottom: the config and its presets, then the agent. The network and its communication are in
+``commnet_net.py``, the losses in ``commnet_losses.py``, the episode buffer in ``commnet_buffer.py``.
+
+Training follows ``facebookarchive/CommNet`` ``train.lua``: play a batch of whole episodes in the batched
+simulator (``act`` carries the recurrent state, ``observe`` buffers each step), and when every game has
+finished an episode replay the buffered steps through the network with gradients, then take one optimiser
+step on REINFORCE with the team-averaged undiscounted return-to-go and a learned baseline (weight alpha), or,
+for the levers, on the NLL of ``extras["target_lever"]``. The recomputed forward is identical to the acting one
+in fixed-length worlds (the weights do not change within a batch); in worlds whose games end at different
+times, episodes still running at an update are finished and replayed under the new weights (a small
+off-policy mismatch the Lua code never meets).
+
+Evaluation (``explore=False``) keeps its own recurrent state and draws from the evaluation's ``rng``. By default
+it *samples* from the policy (``eval_sample``): the paper's tables report the stochastic policy the Lua code
+trains and plays with (its ``train_batch`` statistics; it has no greedy test mode). ``eval_sample=False``
+takes the most likely action (and symbol) instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from anew.agents.commnet_buffer import EpisodeBuffer
+from anew.agents.commnet_losses import curriculum_value, reinforce_loss, supervised_loss, team_returns_to_go
+from anew.agents.commnet_net import CommNetNetwork, NetState, sample_categorical
+from anew.agents.core import AgentBase, AgentSpec, TransitionBatch
+from anew.errors import AnewError
+
+
+@dataclass
+class CommNetConfig:
+    """CommNet hyperparameters; defaults are the Lua code's (``main.lua``) with the paper's K=2 hops for MLPs."""
+
+    comm: Literal["commnet", "independent", "fully-connected", "discrete"] = "commnet"
+    """commnet (mean over other active agents), independent (communication masked, same network), fully-connected
+    (a dense layer over all agents' states), discrete (sampled symbols, REINFORCE-trained)."""
+    module: Literal["mlp", "rnn", "lstm"] = "mlp"
+    """Module f: mlp (state reset every step), rnn or lstm (state and messages carried over time)."""
+    hops: int = 2
+    """Applications of f per env step (Lua --nhop, the paper's K); an mlp communicates hops-1 times."""
+    hidden: int = 50
+    """Hidden units per agent (Lua --hidsz)."""
+    nonlin: Literal["tanh", "relu", "none"] = "tanh"
+    """Nonlinearity of f."""
+    f_layers: int = 1
+    """Linear layers in f (1: Lua's nonlin(Enc s + W h + C c); 3: the levers' stream layer)."""
+    f_activate_output: bool = True
+    """Apply the nonlinearity to f's output (Lua's modules: yes; the levers' stream layers: no)."""
+    share_hops: bool = True
+    """One f for all hops (Lua default) instead of one per hop (--unshare_hops; the levers model)."""
+    init_std: float = 0.2
+    """Every parameter ~ N(0, init_std) (Lua --init_std); 0 keeps Torch7's default initialisation."""
+    init_hid: float = 0.1
+    """Initial hidden (and LSTM cell) value of recurrent modules at each episode start (Lua --init_hid)."""
+    discrete_vocab: int = 10
+    """Symbols of the discrete-communication baseline (Lua README: --nactions_comm 10)."""
+    objective: Literal["reinforce", "supervised"] = "reinforce"
+    """reinforce, or supervised: NLL of the env's per-slot target (levers only)."""
+    supervised_target: str = "target_lever"
+    """The per-slot info array the supervised objective learns to predict."""
+    cooperative: bool = True
+    """Average each step's reward over the game's slots before summing the return (Lua, unless --no_coop)."""
+    baseline: Literal["learned", "running-mean"] = "learned"
+    """learned: a baseline head trained with weight alpha (Lua games); running-mean: b <- d b + (1-d) mean R
+    (levers.lua)."""
+    alpha: float = 0.03
+    """Weight of the baseline's squared error (Lua --alpha)."""
+    baseline_decay: float = 0.99
+    """Decay d of the running-mean baseline."""
+    optimizer: Literal["rmsprop", "adam", "sgd"] = "rmsprop"
+    """Optimiser (Lua --optim)."""
+    lr: float = 1e-3
+    """Learning rate (Lua --lrate; its README uses 3e-3 on traffic junction)."""
+    rmsprop_alpha: float = 0.97
+    """RMSProp smoothing constant."""
+    rmsprop_eps: float = 1e-6
+    """RMSProp epsilon."""
+    adam_eps: float = 1e-8
+    """Adam epsilon."""
+    max_grad_norm: float = 0.0
+    """Clip the global gradient norm to this value (0 disables; levers.lua uses 0.01 with SGD at lr 10)."""
+    eval_sample: bool = True
+    """Evaluate the stochastic policy (the paper's measure); False takes the most likely action."""
+    curriculum_start: int = 0
+    """Update count at which the curriculum starts raising the difficulty (Lua --curriculum_sta x --nbatches)."""
+    curriculum_end: int = 0
+    """Update count at which it reaches the hardest setting (0: no curriculum)."""
+    curriculum_p_start: float = 0.0
+    """p_arrive at the start of the curriculum."""
+    curriculum_p_end: float = 0.0
+    """p_arrive at its end."""
+    curriculum_max_active_start: int = 0
+    """Cars allowed on the board at the start (raised to all slots; 0 leaves max_active alone)."""
+
+
+PRESETS: dict[str, CommNetConfig] = {
+    # levers/README.md's "replicate" settings: hdim 64, 2 communication rounds (3 hops, unshared), 512 games per
+    # update (run with --num-envs 512). Deviations, measured on anew/Levers-v0: f is the paper's single layer
+    # tanh(e + W h + C c) with Lua's N(0, 0.2) init and learned baseline, not levers.lua's 3-layer ReLU stream
+    # layers with a running-mean baseline; Adam lr 3e-3, not SGD lr 10 with clip 0.01 (100k updates there).
+    # The stream layers (hidden 32, Adam) sat at the uniform policy's 0.59 for 1200 updates on some seeds:
+    # REINFORCE first flattens the initial policy, and the uniform policy is a stationary point of the shared
+    # reward. The single layer passed 0.90 training reward after ~1000 updates on seeds 3, 4, 5 (0.92 at 1500).
+    "levers": CommNetConfig(hops=3, hidden=64, share_hops=False, optimizer="adam", lr=3e-3),
+    # The paper's easy junction (MLP, K=2) with the Lua README's settings: lr 3e-3, 288 games per update
+    # (--num-envs 288), 50 epochs x 100 updates, curriculum over epochs 10 -> 40: p_arrive 0.1 -> 0.3 and
+    # 3 -> 5 cars (crossing_easy.lua).
+    "traffic-junction-easy": CommNetConfig(
+        lr=3e-3,
+        curriculum_start=1_000,
+        curriculum_end=4_000,
+        curriculum_p_start=0.1,
+        curriculum_p_end=0.3,
+        curriculum_max_active_start=3,
+    ),
+    # Medium junction (the paper's Table 2 MLP row): 300 epochs, curriculum epochs 100 -> 200, p 0.05 -> 0.2.
+    "traffic-junction": CommNetConfig(
+        lr=3e-3,
+        curriculum_start=10_000,
+        curriculum_end=20_000,
+        curriculum_p_start=0.05,
+        curriculum_p_end=0.2,
+    ),
+    # Hard junction: the README's RNN CommNet (without its --comm_range 5), p 0.025 -> 0.1.
+    "traffic-junction-hard": CommNetConfig(
+        module="rnn",
+        hops=1,
+        lr=3e-3,
+        curriculum_start=10_000,
+        curriculum_end=20_000,
+        curriculum_p_start=0.025,
+        curriculum_p_end=0.1,
+    ),
+    # Combat: the README's LSTM CommNet, lr 1e-3, 300 epochs of 100 updates x 288 games.
+    "combat": CommNetConfig(module="lstm", hops=1, lr=1e-3),
+}
+
+
+def default_preset(env_id: str) -> str:
+    """The preset named after the game in ``env_id`` (levers when nothing matches)."""
+    for prefix, preset in (
+        ("anew/TrafficJunction-easy", "traffic-junction-easy"),
+        ("anew/TrafficJunction-hard", "traffic-junction-hard"),
+        ("anew/TrafficJunction", "traffic-junction"),
+        ("anew/Combat", "combat"),
+    ):
+        if env_id.startswith(prefix):
+            return preset
+    return "levers"
+
+
+def check_commnet_config(config: CommNetConfig) -> None:
+    """Reject settings no run could use, naming the flag."""
+    for name in ("hops", "hidden", "f_layers", "discrete_vocab"):
+        if getattr(config, name) < 1:
+            raise AnewError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(config, name)})")
+    if config.curriculum_end and config.curriculum_end <= config.curriculum_start:
+        raise AnewError(
+            f"--curriculum-end ({config.curriculum_end}) must exceed --curriculum-start "
+            f"({config.curriculum_start}), or be 0 for no curriculum"
+        )
+    if config.module == "mlp" and config.hops == 1 and config.comm != "independent":
+        raise AnewError(
+            "an mlp CommNet with --hops 1 never communicates: use --hops 2 (or --module rnn/lstm)"
+        )
+
+
+class CommNetAgent(AgentBase):
+    """One controller for every slot of a team: acts for ``[games, slots]`` and learns from whole episodes."""
+
+    def __init__(self, config: CommNetConfig, spec: AgentSpec):
+        if not spec.is_team:
+            raise AnewError(
+                "CommNet controls a team: give it a multi-agent env (`anew envs --filter pettingzoo`)"
+            )
+        if not isinstance(spec.action_space, gym.spaces.Discrete):
+            raise AnewError(f"CommNet needs a Discrete action space per agent, got {spec.action_space}")
+        check_commnet_config(config)
+        self.config, self.spec = config, spec
+        self.num_envs, self.num_agents = spec.num_envs, spec.num_agents
+        self.device = torch.device(spec.device)
+        space = spec.observation_space
+        self.discrete_obs = isinstance(space, gym.spaces.Discrete)
+        obs_dim = int(space.n) if self.discrete_obs else int(np.prod(space.shape))
+        self.action_start = int(spec.action_space.start)
+        init_generator = torch.Generator().manual_seed(spec.seed)  # weights depend on the seed alone
+        self.network = CommNetNetwork(config, obs_dim, self.discrete_obs, int(spec.action_space.n),
+                                      self.num_agents, init_generator).to(self.device)  # fmt: skip
+        self.optimizer = self.make_optimizer()
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(int(np.random.SeedSequence([spec.seed, 1_605]).generate_state(1)[0]))
+        self.train_state = self.network.initial_state(self.num_envs, self.num_agents, self.device)
+        self.eval_state: NetState | None = None
+        self.buffer = EpisodeBuffer(self.num_envs)
+        self.pending_symbols: torch.Tensor | None = None
+        self.running_baseline = torch.zeros((), dtype=torch.float64)
+        self.steps = 0  # vector steps observed x games
+        self.updates = 0
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        c, params = self.config, self.network.parameters()
+        if c.optimizer == "rmsprop":  # Torch7's optim.rmsprop: the same update as PyTorch's
+            return torch.optim.RMSprop(params, lr=c.lr, alpha=c.rmsprop_alpha, eps=c.rmsprop_eps)
+        return (
+            torch.optim.Adam(params, lr=c.lr, eps=c.adam_eps)
+            if c.optimizer == "adam"
+            else torch.optim.SGD(params, lr=c.lr)
+        )
+
+    # ------------------------------------------------------------------ episodes and curriculum
+    def episode_start(self, mask: np.ndarray, explore: bool = True) -> None:
+        """Reset the recurrent state of the games where ``mask`` is true (evaluation keeps its own state)."""
+        mask_t = torch.as_tensor(np.asarray(mask, dtype=bool), device=self.device)
+        if explore:
+            self.train_state = self.reset_rows(self.train_state, mask_t)
+        elif self.eval_state is None or self.eval_state.hidden.shape[0] != len(mask_t):
+            self.eval_state = self.network.initial_state(len(mask_t), self.num_agents, self.device)
+        else:
+            self.eval_state = self.reset_rows(self.eval_state, mask_t)
+
+    def reset_rows(self, state: NetState, mask: torch.Tensor) -> NetState:
+        fresh = self.network.initial_state(state.hidden.shape[0], self.num_agents, self.device)
+        return NetState(*(torch.where(mask[:, None, None], new, old) for new, old in zip(fresh, state)))
+
+    def env_options(self) -> dict[str, Any]:
+        """The curriculum's ``p_arrive`` (and ``max_active``) for training episodes starting now."""
+        c = self.config
+        if not c.curriculum_end:
+            return {}
+        span = (self.updates, c.curriculum_start, c.curriculum_end)
+        options: dict[str, Any] = {
+            "p_arrive": curriculum_value(*span, c.curriculum_p_start, c.curriculum_p_end, 0.01)
+        }
+        if c.curriculum_max_active_start:
+            high = float(self.num_agents)
+            options["max_active"] = int(curriculum_value(*span, c.curriculum_max_active_start, high, 1.0))
+        return options
+
+    def diagnostics(self) -> dict[str, float]:
+        return {f"charts/{name}": float(value) for name, value in self.env_options().items()}
+
+    # ------------------------------------------------------------------ acting
+    def uniforms(self, shape: tuple[int, ...], rng: np.random.Generator | None) -> torch.Tensor:
+        if rng is not None:
+            return torch.as_tensor(rng.random(shape), dtype=torch.float32, device=self.device)
+        return torch.rand(shape, generator=self.generator, device=self.device)
+
+    def tensor(self, array: Any, dtype: Any = None) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array, dtype=dtype), device=self.device)
+
+    @torch.no_grad()
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = True,
+        rng: np.random.Generator | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> np.ndarray:
+        """Actions ``[games, slots]`` (inactive slots get one too; the env ignores it)."""
+        obs_t, games = self.tensor(obs), len(obs)
+        active = (
+            self.tensor(info["active"], bool)
+            if info and "active" in info
+            else torch.ones(games, self.num_agents) > 0
+        )
+        if explore:
+            state = self.train_state
+        else:
+            if self.eval_state is None or self.eval_state.hidden.shape[0] != games:
+                self.eval_state = self.network.initial_state(games, self.num_agents, self.device)
+            state = self.eval_state
+        sample = explore or self.config.eval_sample
+        action_u = self.uniforms((games, self.num_agents), rng) if sample else None
+        symbol_u = None
+        if sample and self.config.comm == "discrete":
+            symbol_u = self.uniforms((self.config.hops, games, self.num_agents), rng)
+        out = self.network.step(obs_t, active, state, symbol_uniforms=symbol_u)
+        if sample:
+            actions = sample_categorical(out.log_probs.exp(), action_u)
+        else:
+            actions = out.log_probs.argmax(-1)
+        if explore:
+            self.train_state, self.pending_symbols = out.state, out.symbols
+        else:
+            self.eval_state = out.state
+        return actions.cpu().numpy().astype(np.int64) + self.action_start
+
+    # ------------------------------------------------------------------ learning
+    def observe(self, batch: TransitionBatch) -> None:
+        """Buffer one vector step (the symbols sent come from the ``act`` that chose these actions)."""
+        games = batch.num_envs
+        active = batch.active if batch.active is not None else np.ones((games, self.num_agents), dtype=bool)
+        row = {
+            "obs": self.tensor(batch.obs),
+            "action": self.tensor(np.asarray(batch.action) - self.action_start, np.int64),
+            "reward": self.tensor(batch.reward, np.float32),
+            "active": self.tensor(active, bool),
+            "done": self.tensor(np.asarray(batch.terminated) | np.asarray(batch.truncated)),
+        }
+        if self.config.comm == "discrete":
+            if self.pending_symbols is None:
+                raise AnewError(
+                    "discrete CommNet learns only from steps it acted on: call act() before observe()"
+                )
+            row["symbols"] = self.pending_symbols
+        if self.config.objective == "supervised":
+            if self.config.supervised_target not in batch.extras:
+                raise AnewError(
+                    f"--objective supervised needs the env's per-slot {self.config.supervised_target!r} "
+                    "(the levers game has it); use --objective reinforce"
+                )
+            row["target"] = self.tensor(batch.extras[self.config.supervised_target], np.int64)
+        self.pending_symbols = None
+        self.buffer.append(row)
+        self.steps += games
+
+    def update(self) -> dict[str, float]:
+        """One optimiser step over the buffered episodes once every game has finished one (else nothing)."""
+        if not self.buffer or not self.buffer.ready():
+            return {}
+        c = self.config
+        batch = self.buffer.batch()
+        f = batch.fields
+        run = self.network.unroll(f["obs"], f["active"], f["done"], f["action"], f.get("symbols"))
+        mask = f["active"] & batch.trainable[:, :, None]
+        returns = team_returns_to_go(f["reward"], f["done"], c.cooperative)
+        baseline = run.baseline
+        if c.baseline == "running-mean":
+            mean_return = returns[mask].double().mean()
+            self.running_baseline = (
+                c.baseline_decay * self.running_baseline + (1 - c.baseline_decay) * mean_return
+            )
+            baseline = torch.full_like(baseline, float(self.running_baseline))
+        losses = reinforce_loss(run.chosen, baseline, returns, mask, c.alpha, batch.episodes)
+        if c.objective == "supervised":
+            policy_loss = supervised_loss(run.log_probs, f["target"], mask)
+        else:
+            policy_loss = losses.policy
+        loss = policy_loss + (losses.baseline if c.baseline == "learned" else 0.0)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self.network.parameters(), c.max_grad_norm or float("inf"))
+        self.optimizer.step()
+        self.buffer.drop_trained()
+        self.updates += 1
+        masked = mask.to(torch.float32)
+        entropy = -(run.log_probs.exp() * run.log_probs).sum(-1).detach()
+        episode_starts = batch.trainable & torch.cat([torch.ones_like(f["done"][:1]), f["done"][:-1]])
+        return {
+            "losses/policy_loss": policy_loss.item(),
+            "losses/baseline_loss": losses.baseline.item(),
+            "losses/loss": loss.item(),
+            "charts/entropy": float((entropy * masked).sum() / masked.sum().clamp(min=1)),
+            "charts/team_return": float(returns[..., 0][episode_starts].mean()),
+            "charts/episodes_per_update": float(batch.episodes),
+            "charts/grad_norm": float(grad_norm),
+            "comm/message_norm": float(run.message_norm),
+            "comm/mean_abs_comm": float(run.message_abs),
+        }
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "train_state": {name: value.clone() for name, value in self.train_state._asdict().items()},
+            "buffer": self.buffer.state_dict(),
+            "running_baseline": self.running_baseline.clone(),
+            "steps": self.steps,
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.running_baseline = state["running_baseline"].clone()
+        self.steps, self.updates = int(state["steps"]), int(state["updates"])
+        self.pending_symbols, self.eval_state = None, None
+        if state["train_state"]["hidden"].shape[0] != self.num_envs:
+            return  # another number of games (e.g. `anew evaluate`): acting is restored, training starts afresh
+        self.train_state = NetState(**{k: v.to(self.device).clone() for k, v in state["train_state"].items()})
+        self.buffer.load_state_dict(state["buffer"])
