@@ -68,8 +68,8 @@ class DirectBackpropConfig:
     """Discount inside each rollout (1.0: plain average reward per period)."""
     warmup: int = 0
     """Leading periods of each rollout left out of the loss."""
-    max_order: float = 15.0
-    """Orders are max_order * sigmoid(network output)."""
+    order_scale: float = 15.0
+    """Orders are order_scale * sigmoid(network output) (not --max-order, the env's own cap)."""
     input_scale: float = 10.0
     """Observations are divided by this before the network."""
     carry_state: bool = True
@@ -95,10 +95,10 @@ class OrderNetwork(nn.Module):
             width = hidden
         layers.append(nn.Linear(width, action_dim))
         self.body = nn.Sequential(*layers)
-        self.max_order, self.input_scale = config.max_order, config.input_scale
+        self.order_scale, self.input_scale = config.order_scale, config.input_scale
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        orders = self.max_order * torch.sigmoid(self.body(obs.float() / self.input_scale))
+        orders = self.order_scale * torch.sigmoid(self.body(obs.float() / self.input_scale))
         return orders.squeeze(-1) if orders.shape[-1] == 1 else orders
 
 

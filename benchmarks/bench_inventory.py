@@ -131,9 +131,10 @@ def bench_directbackprop(
                 Path(runs_dir)
                 / f"directbackprop_L{lead_time}_p{p:g}_seed{seed}_{time.strftime('%Y%m%d-%H%M%S')}"
             )
-            train(["directbackprop", "--env-id", "anew/LostSales-v0", "--lead-time", str(lead_time), "--p", str(p),
-                   "--seed", str(seed), "--total-steps", str(updates), "--horizon", str(16 + 2 * lead_time),
-                   "--log-every", str(updates), "--eval-episodes", "100", "--run-dir", str(run_dir)])  # fmt: skip
+            cell = ["--lead-time", str(lead_time), "--p", str(p), "--horizon", str(16 + 2 * lead_time)]
+            steps = ["--seed", str(seed), "--total-steps", str(updates), "--log-every", str(updates)]
+            evaluation = ["--eval-episodes", "100", "--run-dir", str(run_dir)]
+            train(["directbackprop", "--env-id", "anew/LostSales-v0", *cell, *steps, *evaluation])
             seconds = time.perf_counter() - start
             agent, _, _ = load_agent_from_checkpoint(run_dir)
             # max_order 1000: the network bounds its own orders, as in the recorded protocol
@@ -144,7 +145,8 @@ def bench_directbackprop(
             extra = json.loads((run_dir / "eval.json").read_text())["evaluations"][-1]["extra"]
             row = {
                 "L": lead_time, "p": p, "optimal": optimum, "directbackprop": cost, "se": se,
-                "gap_percent": 100 * (cost / optimum - 1), "continuous_orders": continuous, "seconds": seconds,
+                "gap_percent": 100 * (cost / optimum - 1), "continuous_orders": continuous,
+                "seconds": seconds,
                 "run_eval_average_cost": extra["average_cost"], "run_eval_se": extra["average_cost_se"],
             }  # fmt: skip
             rows.append(row)

@@ -12,8 +12,9 @@ episodes), and ``SeededVectorEnv`` passes those of finished episodes on:
   ``capacity_excess_per_period``.
 - ``episode_references``: what an evaluation averages without an error. ``optimal_cost``, the exact
   long-run optimum (relative value iteration for lost sales, base-stock for backlog; not given with fixed
-  or unit order costs, for backlog when ``max_order`` could cap base-stock's orders, or for lost-sales
-  grids over 200,000 states); ``random_return``, the expected return of uniformly random integer orders
+  or unit order costs, for backlog when ``max_order`` caps base-stock's orders (demand above it has
+  probability over 1e-12), or for lost-sales grids over 200,000 states); ``random_return``, the expected
+  return of uniformly random integer orders
   0..max_order over the same number of periods from the same empty start (exact, by carrying the
   on-hand distribution forward; orders that ignore the state leave a one-dimensional chain);
   ``reference_return``, the episode's return with its measured periods priced at the optimal cost,
@@ -35,6 +36,7 @@ from anew.inventory_demand import DemandDistribution, convolve_pmf, expected_per
 MAX_GRID_STATES = 200_000  # lost-sales optima above this many states take too long to compute on the fly
 MAX_RANDOM_ORDER = 100  # random_return's chain is carried only for order ranges up to this (its width grows)
 TAIL = 1e-15  # probability mass dropped at each end of a carried distribution
+CAP_TOLERANCE = 1e-12  # a cap on orders that binds less often than this leaves the optimum as it is
 
 
 def optimal_cost(config: InventoryConfig) -> float | None:
@@ -51,8 +53,11 @@ def _optimal_cost(
     backlog: bool, lead_time: int, p: float, h: float, demand: DemandDistribution, max_order: int
 ) -> float | None:
     pmf = demand.pmf()
-    if backlog:  # base-stock orders the last demand each period: exact only if max_order never caps it
-        return backlog_optimum(lead_time, p, h, demand).average_cost if max_order >= len(pmf) - 1 else None
+    if (
+        backlog
+    ):  # base-stock orders the last demand each period: exact only if max_order (all but) never caps it
+        capped = pmf[max_order + 1 :].sum() > CAP_TOLERANCE
+        return None if capped else backlog_optimum(lead_time, p, h, demand).average_cost
     order_cap = min(quantile(pmf, p / (p + h)), max_order)
     position_cap = quantile(convolve_pmf(pmf, lead_time + 1), p / (p + h))
     if (position_cap + 1) * (order_cap + 1) ** (lead_time - 1) > MAX_GRID_STATES:

@@ -49,7 +49,7 @@ def simulator_options(run: RunArgs) -> dict[str, Any]:
 
 
 def directbackprop_phases(agent: DirectBackpropAgent, run: RunArgs) -> tuple[Phase, ...]:
-    """The gradient phase of a DirectBackprop run: ``run.total_steps`` updates on the run's env's simulator."""
+    """A DirectBackprop run's gradient phase: ``run.total_steps`` updates on its env's simulator."""
     if run.env_id not in ENV_IDS:
         raise AnewError(
             f"DirectBackprop trains on inventory envs only; --env-id must be one of {', '.join(ENV_IDS)}"

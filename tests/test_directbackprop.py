@@ -218,8 +218,8 @@ def test_sigkill_then_resume_takes_the_same_gradient_steps(tmp_path: Path) -> No
 
 @pytest.mark.learning
 def test_directbackprop_within_one_percent_on_lost_sales_L2_p4(tmp_path: Path) -> None:
-    """The issue's bar: average cost <= 4.44 (optimum 4.3953) on Zipkin's L=2, p=4 instance, in the benchmark's
-    protocol (1000 instances x 2000 periods, 200 dropped), with the recorded seed 0 and 500 updates."""
+    """The issue's bar: average cost <= 4.44 (optimum 4.3953) on Zipkin's L=2, p=4 instance, in the
+    benchmark's protocol (1000 instances x 2000 periods, 200 dropped), the recorded seed 0, 500 updates."""
     from anew.runners.loading import load_agent_from_checkpoint
 
     flags = words("--seed 0 --total-steps 500 --log-every 100 --eval-episodes 50")
@@ -238,3 +238,14 @@ def test_registry_lists_every_inventory_env() -> None:
     from anew.runners.registry import AGENTS
 
     assert AGENTS["directbackprop"].envs == tuple(ENV_IDS)
+
+
+def test_env_flags_reach_the_env_not_the_agent(tmp_path: Path) -> None:
+    """No agent flag shadows an inventory env option (--max-order is the env's cap on orders)."""
+    run_dir = tmp_path / "run"
+    flags = words("--env-id anew/Backlog-v0 --max-order 30 --total-steps 2 --batch-size 8 --eval-episodes 2")
+    assert cli(["train", "directbackprop", *flags, "--run-dir", str(run_dir)]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["run"]["env_kwargs"] == {"max_order": 30}
+    extra = json.loads((run_dir / "eval.json").read_text())["evaluations"][-1]["extra"]
+    assert "optimal_cost" in extra  # base-stock is exact once max_order cannot cap its orders
