@@ -31,6 +31,8 @@ class AgentEntry:
     runner_phases: str = ""
     """``module:function`` building the run's phases from (agent, run args) where the agent cannot: its
     training needs something only the runner may import (DirectBackprop's differentiable simulator)."""
+    run_defaults: tuple[tuple[str, Any], ...] = ()
+    """Run flags whose default differs for this agent (DirectBackprop counts --total-steps in gradient updates)."""
 
 
 INVENTORY_ENVS = ("anew/LostSales-v0", "anew/Backlog-v0", "anew/HistoryReplay-v0", "anew/VendorConstraints-v0",
@@ -45,7 +47,9 @@ AGENTS: dict[str, AgentEntry] = {
     "commnet": AgentEntry("anew.agents.commnet", "CommNetConfig", "CommNetAgent", team=True),
     "directbackprop": AgentEntry("anew.agents.directbackprop", "DirectBackpropConfig", "DirectBackpropAgent",
                                  env_loop=False, envs=INVENTORY_ENVS,
-                                 runner_phases="anew.runners.inventory_train:directbackprop_phases"),
+                                 runner_phases="anew.runners.inventory_train:directbackprop_phases",
+                                 run_defaults=(("env_id", "anew/LostSales-v0"), ("total_steps", 500),
+                                               ("checkpoint_every", 100), ("log_every", 50))),
 }
 
 

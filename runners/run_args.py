@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tyro
 
@@ -86,9 +86,13 @@ def parse_train_args(argv: list[str]) -> tuple[str, RunArgs, Any]:
     agent_name, rest = argv[0], argv[1:]
     config_cls = registry.config_class(agent_name)
     # The preset (and env) decide the defaults shown by --help, so read them before tyro does.
-    pre = tyro.cli(RunArgs, args=list(_known_run_flags(rest)), default=RunArgs())
+    defaults = dataclasses.replace(RunArgs(), **dict(registry.AGENTS[agent_name].run_defaults))
+    pre = tyro.cli(RunArgs, args=list(_known_run_flags(rest)), default=defaults)
     preset_name, preset = registry.preset_config(agent_name, pre.preset, pre.env_id)
-    command = dataclasses.make_dataclass(f"Train{config_cls.__name__}", [("run", RunArgs), ("agent", config_cls)])
+    # The group's header names the preset in force (the config class's docstring describes its class defaults).
+    agent_help = tyro.conf.arg(help=f"{agent_name} options (the defaults shown are the {preset_name} preset's).")
+    command = dataclasses.make_dataclass(f"Train{config_cls.__name__}",
+                                         [("run", RunArgs), ("agent", Annotated[config_cls, agent_help])])
     parsed, unknown = tyro.cli(
         command,
         args=rest,
