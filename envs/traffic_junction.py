@@ -10,6 +10,7 @@ import numpy as np
 from anew.envs import grid_render
 from anew.envs.multiagent import TeamSim
 from anew.envs.traffic_junction_maps import road_map
+from anew.envs.traffic_junction_tables import build_tables
 from anew.errors import AnewError
 
 GAS, BRAKE = 0, 1
@@ -78,12 +79,16 @@ class TrafficJunctionSim(TeamSim):
     zeros. The Lua vocabulary also holds words that never occur (gas/brake, spare coordinates); omitted.
     IC3Net's observation (``obs_mode ic3net``) is not implemented.
 
-    State: ``track [B, A]`` (a car's row in the flattened route table: ``route * stride + cells
-    travelled``), ``route``, ``on_board``, ``tau``, per-slot ``crashes``, ``t``, and the per-game options.
-    ``step`` has no Python loop over cars, sources or games: crashes come from one ``bincount`` of
-    (game, cell) keys, arrivals past the cap from a running count over the sources, free slots from a
-    per-game ``argsort`` of random keys. ``step_with_noise`` takes the step's random numbers (``draw_noise``)
-    so other implementations (``benchmarks/traffic_junction_percar.py``) can replay them exactly.
+    State, slot-major (``[A, B]``, so that numpy's inner loops run over the batch): each car's *code*
+    (slot, route, cells travelled, or off the board; ``traffic_junction_tables``), its doubled time on the
+    board, per-slot ``crashes``, ``t`` and the per-game options; ``state_arrays`` shows them batch-first as
+    ``route``/``track``/``on_board``/``tau``/... ``step`` has no Python loop over cars, sources or games: a
+    car's move, crash cell and whether it stays on come from ``take`` on per-code tables; crashes from the
+    [car, car, game] equality of crash cells; arrivals match each arriving source (its rank among this
+    step's arrivals, after the cars on the board) with the free slot of that rank in random-key order (ranks
+    from [car, car, game] key comparisons), capped at ``max_active``. ``step_with_noise`` takes the step's
+    random numbers (``draw_noise``) so other implementations (``benchmarks/traffic_junction_percar.py``)
+    can replay them exactly. Actions other than gas count as brake.
     """
 
     def __init__(
@@ -112,29 +117,35 @@ class TrafficJunctionSim(TeamSim):
         self.nmax = _positive("nmax", default_nmax if nmax is None else nmax)
         self.max_steps = _positive("max_steps", default_steps if max_steps is None else max_steps)
         self.vision = default_vision if vision is None else int(vision)
-        if self.vision < 0:
-            raise AnewError(f"vision must be >= 0 (got {vision})")
+        self.map = road_map(difficulty, layout)
+        if not 0 <= self.vision <= self.map.size:
+            raise AnewError(f"vision must be in 0..{self.map.size} (got {vision})")
         self.coll_pen = float(coll_pen if coll_pen is not None else (5.0 if layout == "commnet" else 10.0))
         self.time_penalty = float(time_penalty)
-        self.map = road_map(difficulty, layout)
         self.agents = tuple(f"car_{i}" for i in range(self.nmax))
         self.action_space = gym.spaces.Discrete(2)
-        self._build_vocabulary()
-        self._build_tables()
+        self._cell_word = 1 + self.nmax
+        self._route_word = self._cell_word + self.map.size * self.map.size
+        self._tables = build_tables(
+            self.map, self.nmax, layout, self.vision, self._cell_word, self._route_word
+        )
+        self.vocab_size = self._route_word + self.map.num_routes + int(self.map.blocks.any())  # + block
         self.observation_space = gym.spaces.MultiBinary(self.window**2 * self.vocab_size)
+        self._build_batch_tables()
 
-        B, A = num_envs, self.nmax
-        self.route = np.zeros((B, A), np.int64)
-        self.track = np.zeros((B, A), np.int64)  # route * stride + cells travelled: a row of the route table
-        self.on_board = np.zeros((B, A), bool)
-        self.tau = np.zeros((B, A), np.int64)  # steps on the board (0 off the board)
+        A, B = self.nmax, num_envs
+        self._code = np.repeat(self._off_codes, B, axis=1)  # [A, B]
+        self._tau2 = np.zeros((A, B), np.int64)  # 2 * steps on the board (0 off the board)
+        self._crashes = np.zeros((A, B), np.int64)  # crashed car-steps per slot this episode
+        self._crash_code, self._crashed = self._code.copy(), np.zeros((A, B), bool)  # the last step's
+        self._crash_cells: np.ndarray | None = None  # crash_cell, once asked for or loaded
         self.t = np.zeros(B, np.int64)
-        self.crashes = np.zeros((B, A), np.int64)  # crashed car-steps per slot this episode
-        self.crash_cell = np.full((B, A), -1, np.int64)  # cell of each car's crash in the last step (render)
         self.p_arrive = np.zeros(B, np.float64)
         self.max_active = np.zeros(B, np.int64)
         self.p_arrive_default = np.array(default_p, np.float64)
         self.max_active_default = np.array(self.nmax, np.int64)
+        self._tau_bound, self._capped, self._cap_position = 0, False, np.zeros(B, np.int64)
+        self._reward_of = self._reward_table(2 * self.max_steps + 2)
         self.set_options(
             p_arrive=default_p if p_arrive is None else p_arrive,
             max_active=self.nmax if max_active is None else max_active,
@@ -161,100 +172,142 @@ class TrafficJunctionSim(TeamSim):
         known = {k: v for k, v in (options or {}).items() if k in ("p_arrive", "max_active")}
         self.set_options(**known)
         mask = np.ones(self.num_envs, bool) if mask is None else np.asarray(mask, bool)
-        for array in (self.route, self.track, self.tau, self.t, self.crashes):
-            array[mask] = 0
-        self.on_board[mask] = False
-        self.crash_cell[mask] = -1
+        self._code[:, mask] = self._off_codes
+        for array in (self._tau2, self._crashes, self._crashed):
+            array[:, mask] = 0
+        self.t[mask] = 0
+        if self._crash_cells is not None:
+            self._crash_cells[mask] = -1
         self.p_arrive[mask] = self.p_arrive_default
         self.max_active[mask] = self.max_active_default
+        self._capped = bool((self.max_active < self.nmax).any())
+        self._cap_position = self.num_envs * self.max_active + np.arange(self.num_envs)
+        if mask.all():
+            self._tau_bound = 0
 
     def draw_noise(self) -> ArrivalNoise:
-        """The random numbers one step uses (one draw from ``self.rng``)."""
+        """The random numbers one step uses (one draw from ``self.rng``), stored game-minor so that the
+        step reads them contiguously."""
         S = self.map.num_sources
-        u = self.rng.random((self.num_envs, 2 * S + self.nmax))
-        return ArrivalNoise(u[:, :S], u[:, S : 2 * S], u[:, 2 * S :])
+        u = np.ascontiguousarray(self.rng.random((self.num_envs, 2 * S + self.nmax)).T)
+        return ArrivalNoise(u[:S].T, u[S : 2 * S].T, u[2 * S :].T)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.step_with_noise(actions, self.draw_noise())
 
     def step_with_noise(self, actions: np.ndarray, noise: ArrivalNoise) -> tuple[np.ndarray, ...]:
         """:meth:`step` with its random numbers given (tests replay them into other implementations)."""
-        moving = self.on_board
-        self.track = self.track + (moving & (np.asarray(actions).reshape(moving.shape) == GAS))
-        cell = self._cell_of[self.track]  # the off-map cell n_cells one step past a route's end (ic3net)
-        present = moving & (cell < self._n_cells) if self.layout == "ic3net" else moving
-        self.tau = self.tau + moving
-        key = np.where(present, cell + self._game_cells, self._slot_bins)  # off the board: a bin of its own
-        crashed = np.bincount(key.ravel(), minlength=self._n_bins)[key] > 1
-        rewards = (self.tau * -self.time_penalty - crashed * self.coll_pen).astype(np.float32)
-        self.crashes = self.crashes + crashed
-        self.crash_cell = np.where(crashed, cell, -1)
-        self.on_board = present & self._stays_on[self.track]  # commnet layout: leave on the last cell
-        self.tau = self.tau * self.on_board
-        self._arrive(noise)
-        self.t = self.t + 1
+        tables = self._tables
+        brake = np.not_equal(np.asarray(actions).reshape(self.num_envs, self.nmax).T, GAS)
+        moved = tables.move.take(self._code + brake, axis=0)  # next code, 2 if it was on the board
+        self._tau2 += moved[..., 1]
+        after = tables.after.take(moved[..., 0], axis=0)  # crash bin, still on the board, settled code
+        stays = after[..., 1]
+        bins = after[..., 0] + self._game_bins
+        crashed = np.bincount(bins.ravel(), minlength=self._n_bins).take(bins) > 1
+        self._tau_bound += 1
+        if 2 * self._tau_bound + 2 > len(self._reward_of):
+            self._reward_of = self._reward_table(4 * self._tau_bound + 2)
+        rewards = self._reward_of.take((self._tau2 + crashed).T)
+        self._crashes += crashed
+        self._crash_code, self._crashed, self._crash_cells = moved[..., 0], crashed, None
+        self._tau2 *= stays
+        self._code = after[..., 2] + self._arrivals(stays, noise)
+        self.t += 1
         return rewards, np.zeros(self.num_envs, bool), self.t >= self.max_steps
 
     def observe(self) -> np.ndarray:
-        """The words of every car in each car's window, scattered from the car pairs (observer j, seen k),
-        which are found in ``[A, A, B]`` layout so that numpy's inner loops run over the batch."""
-        B, A, V, w, n = self.num_envs, self.nmax, self.vocab_size, self.window, self._n_cells
-        obs = np.zeros(B * A * w * w * V, np.int8)
-        cell = self._cell_of[self.track]
-        at = np.ascontiguousarray(np.where(self.on_board, cell, n).T)  # off the board: the off-map cell
-        pair_cells = at[:, None, :] * (n + 1) + at[None, :, :]
-        pair = np.flatnonzero(self._near[pair_cells])
-        base = self._observer_car[pair] * (w * w * V)
-        if self.vision:
-            base += self._window_cell[pair_cells.ravel()[pair]] * V
-        seen = self._seen_car[pair]
-        cell_words, route_words = cell.ravel() + self._cell_word, self.route.ravel() + self._route_word
-        obs[
-            np.concatenate((base, base + 1 + seen % A, base + cell_words[seen], base + route_words[seen]))
-        ] = 1
-        obs = obs.reshape(B, A, w * w, V)
-        if self._block_window is not None:
-            obs[..., -1] = self._block_window[cell] * self.on_board[..., None]
-        return obs.reshape(B, A, w * w * V)
+        """The words of every car in each car's window, scattered from the car pairs (observer j, seen k)
+        that see each other, found in ``[A, A, B]`` layout so that numpy's inner loops run over the batch."""
+        B, A, V, w, v = self.num_envs, self.nmax, self.vocab_size, self.window, self.vision
+        code = self._code
+        sight = self._tables.sight.take(code, axis=0)
+        if v == 0:
+            pair = np.flatnonzero(sight[:, None, :, 0] == sight[None, :, :, 1])  # same cell
+            rows = self._pair_row.take(pair)
+        else:
+            dy = sight[None, :, :, 2] - sight[:, None, :, 0]  # seen row - observer row + v
+            dx = sight[None, :, :, 3] - sight[:, None, :, 1]
+            pair = np.flatnonzero((dy.view(np.uint16) <= 2 * v) & (dx.view(np.uint16) <= 2 * v))
+            rows = self._pair_row.take(pair) + (dy.ravel().take(pair) * w + dx.ravel().take(pair)) * V
+        seen = code.take(pair, mode="wrap")  # pair (j, k, b) sees car (k, b): index pair mod A * B
+        words = self._tables.words.take(seen, axis=1)  # [4, pairs]
+        obs = np.zeros((B, A, w * w * V), np.int8)
+        obs.ravel()[(words + rows).ravel()] = 1
+        if self._tables.blocks is not None:
+            obs.reshape(B, A, w * w, V)[..., -1] = self._tables.blocks.take(code.T, axis=0)
+        return obs
 
     def put_car(self, game: int, slot: int, route: int, cells_travelled: int = 0, tau: int = 0) -> None:
         """Put car ``slot`` of game ``game`` on the board (scripted situations: tests, demos)."""
-        if not 0 <= cells_travelled < self.map.route_len[route]:
-            raise AnewError(f"route {route} has {self.map.route_len[route]} cells (got {cells_travelled})")
-        self.on_board[game, slot], self.route[game, slot], self.tau[game, slot] = True, route, tau
-        self.track[game, slot] = route * self._stride + cells_travelled
+        last = self.map.route_len[route] - (2 if self.layout == "commnet" else 1)  # commnet: leaves on last
+        if not 0 <= cells_travelled <= last:
+            raise AnewError(
+                f"route {route}: a car on the board has travelled 0..{last} cells (got {cells_travelled})"
+            )
+        self._code[slot, game] = 2 * (
+            slot * self._tables.block + route * self._tables.stride + cells_travelled
+        )
+        self._tau2[slot, game] = 2 * tau
+        self._tau_bound = max(self._tau_bound, tau)
 
     def active(self) -> np.ndarray:
-        return self.on_board.copy()
+        return self._tables.on.take(self._code.T)
+
+    @property
+    def crash_cell(self) -> np.ndarray:
+        """``[B, A]`` cell of each car's crash in the last step, -1 if it did not crash (the picture)."""
+        if self._crash_cells is None:
+            cells = np.where(self._crashed, self._tables.cell.take(self._crash_code), -1)
+            self._crash_cells = np.ascontiguousarray(cells.T)
+        return self._crash_cells
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        names = (
-            "route",
-            "track",
-            "on_board",
-            "tau",
-            "t",
-            "crashes",
-            "crash_cell",
-            "p_arrive",
-            "max_active",
-            "p_arrive_default",
-            "max_active_default",
-        )
-        return {name: getattr(self, name) for name in names}
+        on = self.active()
+        return {
+            "route": self.slot_info()["route"],
+            "track": self._code.T // 2 - self._slot_block.T,
+            "on_board": on,
+            "tau": self._tau2.T // 2,
+            "t": self.t,
+            "crashes": self._crashes.T,
+            "crash_cell": self.crash_cell,
+            "p_arrive": self.p_arrive,
+            "max_active": self.max_active,
+            "p_arrive_default": self.p_arrive_default,
+            "max_active_default": self.max_active_default,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        arrays, (B, A) = state["arrays"], (self.num_envs, self.nmax)
+
+        def slotted(name: str, dtype: type) -> np.ndarray:
+            return np.ascontiguousarray(np.asarray(arrays[name], dtype).reshape(B, A).T)
+
+        track = np.where(slotted("on_board", bool), slotted("track", np.int64), self._tables.off_track)
+        self._code = 2 * (self._slot_block + track)
+        self._tau2 = 2 * slotted("tau", np.int64)
+        self._crashes = slotted("crashes", np.int64)
+        self._crash_cells = np.asarray(arrays["crash_cell"], np.int64).reshape(B, A).copy()
+        self._crashed = self._crash_cells.T >= 0
+        self.t = np.asarray(arrays["t"], np.int64).reshape(B).copy()
+        self.p_arrive = np.asarray(arrays["p_arrive"], np.float64).reshape(B).copy()
+        self.max_active = np.asarray(arrays["max_active"], np.int64).reshape(B).copy()
+        self.p_arrive_default = np.array(arrays["p_arrive_default"], np.float64).reshape(())
+        self.max_active_default = np.array(arrays["max_active_default"], np.int64).reshape(())
+        self._capped = bool((self.max_active < self.nmax).any())
+        self._cap_position = self.num_envs * self.max_active + np.arange(self.num_envs)
+        self._tau_bound = int(self._tau2.max(initial=0)) // 2
+        self.rng.bit_generator.state = state["rng"]
 
     def slot_info(self) -> dict[str, np.ndarray]:
         """``route`` of each car on the board (-1 off the board) and its cell index ``y * size + x``."""
-        return {
-            "route": np.where(self.on_board, self.route, -1),
-            "cell": np.where(self.on_board, self._cells(), -1),
-        }
+        shown = self._tables.shown.take(self._code.T, axis=0)
+        return {"route": shown[..., 0], "cell": shown[..., 1]}
 
     def episode_metrics(self) -> dict[str, np.ndarray]:
-        return {
-            "success": self.crashes.sum(axis=1) == 0,
-            "n_collisions": 0.5 * self.crashes.sum(axis=1),
-        }
+        crashes = self._crashes.sum(axis=0)
+        return {"success": crashes == 0, "n_collisions": 0.5 * crashes}
 
     def render(self, index: int = 0) -> np.ndarray:
         """The junction: grass, gray roads (darker walls on easy), source cells lighter, each car a square in
@@ -268,11 +321,12 @@ class TrafficJunctionSim(TeamSim):
             cells[m.route_y[source, 0], m.route_x[source, 0]] = (185, 185, 185)
         image = grid_render.upscale(cells, px)
         colours = grid_render.slot_colours(self.nmax)
-        for crash in np.unique(self.crash_cell[index][self.crash_cell[index] >= 0]):
+        crash_cell = self.crash_cell[index]
+        for crash in np.unique(crash_cell[crash_cell >= 0]):
             grid_render.frame(image, *divmod(int(crash), m.size), px, grid_render.RED)
         cell = self._cells()[index]
-        for c in np.unique(cell[self.on_board[index]]):
-            slots = np.flatnonzero(self.on_board[index] & (cell == c))
+        for c in np.unique(cell[cell >= 0]):
+            slots = np.flatnonzero(cell == c)
             for part, slot in enumerate(slots[:4]):
                 grid_render.fill(
                     image,
@@ -293,70 +347,69 @@ class TrafficJunctionSim(TeamSim):
         return 2 * self.vision + 1
 
     def _cells(self) -> np.ndarray:
-        """``[B, A]`` cell index ``y * size + x`` of each slot (meaningful for cars on the board)."""
-        return self._cell_of[self.track]
+        """``[B, A]`` cell index ``y * size + x`` of each car on the board (-1 off the board)."""
+        return self.slot_info()["cell"]
 
-    def _arrive(self, noise: ArrivalNoise) -> None:
+    def _arrivals(self, stays: np.ndarray, noise: ArrivalNoise) -> np.ndarray:
+        """``[A, B]`` code change of the slots that receive this step's arrivals (0 elsewhere). Slots are
+        ranked cars on the board first, then free slots by key (ties by slot); source s, if it wants a car,
+        targets rank ``cars on the board + wanting sources before s``. Ranks and targets come out of two
+        small matmuls as flat positions ``rank * B + game``: targets scatter their route's start there and
+        slots gather it; a target past ``nmax`` (or ``max_active``) or of a source not wanting a car lands
+        in a spare region no slot reads."""
+        S, P = self.map.num_sources, self._pair_count
+        rows = self._target_rows  # [wants; on the board; 1; game]
+        np.less(noise.arrive.T, self.p_arrive, out=rows[:S])
+        rows[S:-2] = stays
+        target = (self._target_matrix @ rows).astype(np.intp)
+        keys = np.subtract(noise.slot_keys.T, stays).take(self._pair_slots, axis=0)  # on the board: < 0
+        pairs = self._rank_rows  # [second of the pair ranks below the first; 1; game]
+        np.less(keys[P:], keys[:P], out=pairs[:P])
+        rank = (self._rank_matrix @ pairs).astype(np.intp)
+        if self._capped:
+            np.putmask(rank, rank >= self._cap_position, self._spare_position)
+        pick = (noise.route.T * self.map.source_routes.shape[1]).astype(np.intp) + self._start_offset
+        scatter = np.zeros(self._positions, np.int64)
+        np.put(scatter, target, self._tables.start.take(pick))
+        return scatter.take(rank)
+
+    def _build_batch_tables(self) -> None:
+        """Constants of the step and the observation that depend on the batch size."""
+        A, B, S = self.nmax, self.num_envs, self.map.num_sources
         K = self.map.source_routes.shape[1]
-        wants = noise.arrive < self.p_arrive[:, None]
-        rank = wants.astype(np.float32) @ self._upper  # running count of arrivals over the sources
-        room = self.max_active - self.on_board.astype(np.float32) @ self._ones
-        arrives = wants & (rank <= room[:, None])  # Lua stops at the first source finding the board full
-        b, s = np.nonzero(arrives)
-        if b.size == 0:
-            return
-        free_order = np.argsort(np.where(self.on_board, 2.0, noise.slot_keys), axis=1, kind="stable")
-        slot = free_order[b, rank[b, s].astype(np.int64) - 1]
-        route = self._route_pick[s, (noise.route[b, s] * K).astype(np.int64)]
-        self.route[b, slot] = route
-        self.track[b, slot] = route * self._stride
-        self.on_board[b, slot] = True
+        row_len = self.window**2 * self.vocab_size
+        slot, game = np.arange(A)[:, None], np.arange(B)
+        self._slot_block = slot * self._tables.block
+        self._off_codes = 2 * (self._slot_block + self._tables.off_track)
+        self._game_bins = np.broadcast_to(game * self._tables.crash_bins, (A, B)).copy()
+        self._n_bins = B * self._tables.crash_bins
+        self._start_offset = np.arange(S)[:, None] * (K + 1)
+        # targets: B * (wanting before s + cars on the board + spare * (1 - wants_s)) + game
+        spare = A + S + 1
+        self._positions = B * (2 * spare + 1)
+        self._spare_position = self._positions - 1  # never a target
+        wants = np.tril(np.ones((S, S)), -1) - spare * np.eye(S)
+        self._target_matrix = np.hstack(
+            [B * wants, np.full((S, A), B), np.full((S, 1), B * spare), np.ones((S, 1))]
+        )
+        self._target_rows = np.vstack([np.zeros((S + A, B)), np.ones((1, B)), game[None]])
+        # slot ranks from the pairs (i < j): j ranks below i if key_j < key_i, else i below j
+        first, second = np.triu_indices(A, 1)
+        self._pair_count = len(first)
+        self._pair_slots = np.concatenate([first, second])
+        below = np.zeros((A, len(first)))
+        below[first, np.arange(len(first))], below[second, np.arange(len(first))] = 1, -1
+        self._rank_matrix = np.hstack([B * below, B * np.arange(A)[:, None], np.ones((A, 1))])
+        self._rank_rows = np.vstack([np.zeros((len(first), B)), np.ones((1, B)), game[None]])
+        for name in ("_target_matrix", "_target_rows", "_rank_matrix", "_rank_rows"):
+            setattr(self, name, getattr(self, name).astype(np.float32))
+        j, _, b = np.meshgrid(np.arange(A), np.arange(A), np.arange(B), indexing="ij")  # pairs [A, A, B]
+        self._pair_row = ((b * A + j) * row_len).ravel()
 
-    def _build_tables(self) -> None:
-        """Lookup tables that keep the step free of per-car work: per (route, position) its cell and
-        whether a car there leaves; per cell its coordinates; per car pair its place in the observation."""
-        m, B, A = self.map, self.num_envs, self.nmax
-        self._n_cells = m.size * m.size
-        self._stride = int(m.route_len.max()) + 1
-        self._cell_of = np.full((m.num_routes, self._stride), self._n_cells, np.int64)
-        self._stays_on = np.ones((m.num_routes, self._stride), bool)
-        for r, length in enumerate(m.route_len):
-            self._cell_of[r, :length] = m.route_y[r, :length] * m.size + m.route_x[r, :length]
-            self._stays_on[r, length - 1] = self.layout != "commnet"
-        self._cell_of, self._stays_on = self._cell_of.ravel(), self._stays_on.ravel()
-        K = m.source_routes.shape[1]  # route of a source picked by floor(u * K), u < 1; padded for u*K == K
-        self._route_pick = np.concatenate([m.source_routes, m.source_routes[:, K - 1 :]], axis=1)
-        v, w, n = self.vision, self.window, self._n_cells
-        y, x = np.divmod(np.arange(n + 1), m.size)
-        dy, dx = y[None, :] - y[:, None], x[None, :] - x[:, None]  # [observer cell, seen cell]
-        near = (np.abs(dy) <= v) & (np.abs(dx) <= v)
-        near[n, :] = near[:, n] = False  # the off-map cell (cars off the board) sees and is seen by nothing
-        self._near, self._window_cell = near.ravel(), ((dy + v) * w + dx + v).ravel()
-        self._game_cells = (np.arange(B) * self._n_cells)[:, None]
-        self._slot_bins = B * self._n_cells + np.arange(B * A).reshape(B, A)
-        self._n_bins = B * (self._n_cells + A)
-        self._ones = np.ones(A, np.float32)
-        self._upper = np.triu(np.ones((m.num_sources, m.num_sources), np.float32))
-        j, k, b = np.meshgrid(np.arange(A), np.arange(A), np.arange(B), indexing="ij")  # car pairs, [A, A, B]
-        self._observer_car, self._seen_car = (b * A + j).ravel(), (b * A + k).ravel()
-
-    def _build_vocabulary(self) -> None:
-        m = self.map
-        self._cell_word = 1 + self.nmax
-        self._route_word = self._cell_word + m.size * m.size
-        self.vocab_size = self._route_word + m.num_routes
-        self._block_window = None
-        if m.blocks.any():
-            self.vocab_size += 1  # the last word
-            w, v = self.window, self.vision
-            padded = np.pad(m.blocks, v)
-            ys, xs = np.divmod(np.arange(m.size * m.size), m.size)
-            offsets = np.arange(w)
-            rows = ys[:, None, None] + offsets[None, :, None]
-            cols = xs[:, None, None] + offsets[None, None, :]
-            window = padded[rows, cols].reshape(m.size * m.size, w * w).astype(np.int8)
-            if window[m.road.ravel()].any():  # cars stand on roads: with vision 0 they never see a block
-                self._block_window = np.vstack([window, np.zeros((1, w * w), np.int8)])  # + the off-map cell
+    def _reward_table(self, rows: int) -> np.ndarray:
+        """Reward at ``2 * tau + crashed``, computed in float64 as the rule says, then stored float32."""
+        tau, crashed = np.divmod(np.arange(rows), 2)
+        return (tau * -self.time_penalty - crashed * self.coll_pen).astype(np.float32)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

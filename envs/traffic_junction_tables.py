@@ -1,0 +1,138 @@
+"""Lookup tables of the batched traffic junction, built once per (map, slots, layout, vision).
+
+A car's whole state but its time on the board is one integer, its *code*: ``2 * (slot * block + track)``
+with ``track = route * stride + cells travelled`` on a route row, or ``OFF = routes * stride`` (the last
+track of a slot's block) off the board. Everything a step needs about a car is a row of a table indexed by
+its code, so a step reads each fact of every car of every game with one ``take`` instead of a chain of
+``where``/compare calls. Codes are even so that ``code + brake`` indexes the move table directly.
+
+Two states are off the board but still on a cell for one step: a commnet car on its route's last cell
+(it crashes there, then leaves) and an ic3net car that gassed from its last cell (off the board at once).
+Both move to ``OFF`` on the next step whatever their action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from anew.envs.traffic_junction_maps import RoadMap
+
+# Off-board sentinels of the vision window test: far enough from every cell that no difference of an
+# observer and a seen coordinate involving one of them falls in the window; they fit int16.
+OFF_OBSERVER, OFF_SEEN = 16000, -16000
+
+
+@dataclass(frozen=True)
+class JunctionTables:
+    """Per-code tables of one junction (``A`` slots). Rows are indexed by a code (``move``: code + brake).
+
+    ``move [2*A*block, 2]``: the next code and 2 if the car is on the board at the step start (its time on
+    the board grows; times are stored doubled). ``after [.., 3]``, at a code just moved to: the crash bin
+    (its road cell's index if it stands on one, else ``road cells + slot``, a bin of its own), 1 if it is
+    still on the board after the step, and the code it settles to (``OFF`` once it has left).
+    ``on [..]`` bool; ``shown [.., 2]``: (route, cell), -1 off the board; ``cell``: the cell it stands on
+    (-1 none; crashes of the last step). ``sight [.., 2 or 4]``: vision 0:
+    (observer cell, seen cell), off the board -1/-2 so that no pair matches; vision > 0: (observer row - v,
+    observer col - v, seen row, seen col) with far sentinels. ``words [4, ..]``: vocabulary ids (agent,
+    slot id, cell, route). ``blocks [.., window^2]`` int8 or None: the ``block`` word around the car (easy
+    CommNet map only). ``start [S * (K+1)]``: code change from ``OFF`` to the first track of route
+    ``floor(u K)`` of each source (the last column repeats the last route: ``u K`` can round up to K).
+    """
+
+    block: int
+    stride: int
+    crash_bins: int
+    move: np.ndarray
+    after: np.ndarray
+    on: np.ndarray
+    shown: np.ndarray
+    cell: np.ndarray
+    sight: np.ndarray
+    words: np.ndarray
+    blocks: np.ndarray | None
+    start: np.ndarray
+
+    @property
+    def off_track(self) -> int:
+        return self.block - 1
+
+
+def build_tables(
+    m: RoadMap, slots: int, layout: str, vision: int, cell_word: int, route_word: int
+) -> JunctionTables:
+    """The tables of map ``m`` with ``slots`` cars per game (see :class:`JunctionTables`)."""
+    n_cells, stride = m.size * m.size, int(m.route_len.max()) + 1
+    block = m.num_routes * stride + 1
+    off = block - 1
+    track = np.arange(block)
+    route, pos = np.divmod(track, stride)
+    real = route < m.num_routes
+    route = np.where(real, route, 0)
+    length = m.route_len[route]
+    standing = real & (pos < length)  # on a cell of its route (counted in crashes)
+    on = standing & (pos < length - 1 if layout == "commnet" else True)  # still on the board after the step
+    y = np.where(standing, m.route_y[route, np.minimum(pos, length - 1)], -1)
+    x = np.where(standing, m.route_x[route, np.minimum(pos, length - 1)], -1)
+    cell = np.where(standing, y * m.size + x, n_cells)
+    road_index = np.cumsum(m.road.ravel()) - 1  # road cells numbered 0.. (crash bins)
+
+    slot = np.arange(slots)[:, None]
+    code = 2 * (slot * block + track)  # [A, block]
+    off_code = 2 * (slot * block + off)
+    gas, brake = np.where(on, code + 2, off_code), np.where(on, code, off_code)
+    tau_step = np.broadcast_to(2 * on, code.shape)
+    move = np.stack([gas, tau_step, brake, tau_step], -1).reshape(-1, 2)  # row code + brake
+    bins = np.where(standing, road_index[np.minimum(cell, n_cells - 1)], m.road.sum() + slot)
+    after = np.stack([bins, np.broadcast_to(on, code.shape), np.where(on, code, off_code)], -1)
+    if vision == 0:
+        sight = np.stack([np.where(on, cell, -1), np.where(on, cell, -2)], -1)
+        sight = sight.astype(np.int8 if n_cells < 127 else np.int16)
+    else:
+        observer = [np.where(on, y - vision, OFF_OBSERVER), np.where(on, x - vision, OFF_OBSERVER)]
+        sight = np.stack([*observer, np.where(on, y, OFF_SEEN), np.where(on, x, OFF_SEEN)], -1).astype(
+            np.int16
+        )
+    words = np.stack(
+        np.broadcast_arrays(0, 1 + slot, cell_word + np.minimum(cell, n_cells - 1), route_word + route), -1
+    )
+    shown = np.stack([np.where(on, route, -1), np.where(on, cell, -1)], -1)
+    starts = 2 * (m.source_routes * stride - off)
+    return JunctionTables(
+        block=block,
+        stride=stride,
+        crash_bins=int(m.road.sum()) + slots,
+        move=move,
+        after=_doubled(after),
+        on=_doubled(np.broadcast_to(on, code.shape)),
+        shown=_doubled(np.broadcast_to(shown, (slots, *shown.shape))),
+        cell=_doubled(np.broadcast_to(np.where(standing, cell, -1), code.shape)),
+        sight=_doubled(np.broadcast_to(sight, (slots, *sight.shape))),
+        words=np.ascontiguousarray(_doubled(words).T),
+        blocks=_block_table(m, vision, cell, on, slots),
+        start=np.concatenate([starts, starts[:, -1:]], axis=1).ravel(),
+    )
+
+
+def _doubled(per_slot: np.ndarray) -> np.ndarray:
+    """A ``[A, block, ...]`` table as rows indexed by even codes (odd rows repeat them, never read)."""
+    flat = per_slot.reshape(-1, *per_slot.shape[2:])
+    return np.ascontiguousarray(np.repeat(flat, 2, axis=0))
+
+
+def _block_table(m: RoadMap, vision: int, cell: np.ndarray, on: np.ndarray, slots: int) -> np.ndarray | None:
+    """The ``block`` word over each car's window, or None when no car can ever see a block."""
+    if not m.blocks.any():
+        return None
+    w = 2 * vision + 1
+    padded = np.pad(m.blocks, vision)
+    ys, xs = np.divmod(np.arange(m.size * m.size), m.size)
+    offsets = np.arange(w)
+    window = padded[ys[:, None, None] + offsets[None, :, None], xs[:, None, None] + offsets[None, None, :]]
+    window = window.reshape(m.size * m.size, w * w).astype(np.int8)
+    if not window[m.road.ravel()].any():  # cars stand on roads: with vision 0 they never see a block
+        return None
+    window = np.vstack([window, np.zeros((1, w * w), np.int8)])  # + the off-map cell
+    per_track = window[cell] * on[:, None]
+    return _doubled(np.broadcast_to(per_track, (slots, *per_track.shape)))
