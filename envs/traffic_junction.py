@@ -9,6 +9,7 @@ import numpy as np
 
 from anew.envs import grid_render
 from anew.envs.multiagent import TeamSim
+from anew.envs.traffic_junction_arrivals import Arrivals, NoiseBlock
 from anew.envs.traffic_junction_maps import road_map
 from anew.envs.traffic_junction_tables import build_tables
 from anew.errors import AnewError
@@ -131,20 +132,29 @@ class TrafficJunctionSim(TeamSim):
         )
         self.vocab_size = self._route_word + self.map.num_routes + int(self.map.blocks.any())  # + block
         self.observation_space = gym.spaces.MultiBinary(self.window**2 * self.vocab_size)
-        self._build_batch_tables()
 
         A, B = self.nmax, num_envs
-        self._code = np.repeat(self._off_codes, B, axis=1)  # [A, B]
+        self._arrivals = Arrivals(
+            B, A, self.map.num_sources, self.map.source_routes.shape[1], self._tables.start
+        )
+        self._noise: NoiseBlock | None = None  # the random numbers of the next steps
+        self._slot_block = np.arange(A)[:, None] * self._tables.block
+        self._code = np.repeat(2 * (self._slot_block + self._tables.off_track), B, axis=1)  # [A, B]
         self._tau2 = np.zeros((A, B), np.int64)  # 2 * steps on the board (0 off the board)
         self._crashes = np.zeros((A, B), np.int64)  # crashed car-steps per slot this episode
         self._crash_code, self._crashed = self._code.copy(), np.zeros((A, B), bool)  # the last step's
         self._crash_cells: np.ndarray | None = None  # crash_cell, once asked for or loaded
+        self._game_bins = np.repeat(np.arange(B)[None] * self._tables.crash_bins, A, axis=0)
+        self._n_bins = B * self._tables.crash_bins
+        j, _, b = np.meshgrid(np.arange(A), np.arange(A), np.arange(B), indexing="ij")  # car pairs [A, A, B]
+        self._pair_row = ((b * A + j) * self.observation_space.shape[0]).ravel()  # the observer's row
         self.t = np.zeros(B, np.int64)
         self.p_arrive = np.zeros(B, np.float64)
         self.max_active = np.zeros(B, np.int64)
         self.p_arrive_default = np.array(default_p, np.float64)
         self.max_active_default = np.array(self.nmax, np.int64)
-        self._tau_bound, self._capped, self._cap_position = 0, False, np.zeros(B, np.int64)
+        self._cap_position: np.ndarray | None = None  # B * max_active + game where a game is capped
+        self._tau_bound = 0  # no car has been on the board longer
         self._reward_of = self._reward_table(2 * self.max_steps + 2)
         self.set_options(
             p_arrive=default_p if p_arrive is None else p_arrive,
@@ -172,7 +182,7 @@ class TrafficJunctionSim(TeamSim):
         known = {k: v for k, v in (options or {}).items() if k in ("p_arrive", "max_active")}
         self.set_options(**known)
         mask = np.ones(self.num_envs, bool) if mask is None else np.asarray(mask, bool)
-        self._code[:, mask] = self._off_codes
+        self._code[:, mask] = 2 * (self._slot_block + self._tables.off_track)
         for array in (self._tau2, self._crashes, self._crashed):
             array[:, mask] = 0
         self.t[mask] = 0
@@ -180,23 +190,30 @@ class TrafficJunctionSim(TeamSim):
             self._crash_cells[mask] = -1
         self.p_arrive[mask] = self.p_arrive_default
         self.max_active[mask] = self.max_active_default
-        self._capped = bool((self.max_active < self.nmax).any())
-        self._cap_position = self.num_envs * self.max_active + np.arange(self.num_envs)
+        self._set_cap()
         if mask.all():
             self._tau_bound = 0
 
     def draw_noise(self) -> ArrivalNoise:
-        """The random numbers one step uses (one draw from ``self.rng``), stored game-minor so that the
-        step reads them contiguously."""
+        """The random numbers of the next step (what :meth:`step` would use)."""
+        uniforms, _ = self._next_uniforms()
         S = self.map.num_sources
-        u = np.ascontiguousarray(self.rng.random((self.num_envs, 2 * S + self.nmax)).T)
-        return ArrivalNoise(u[:S].T, u[S : 2 * S].T, u[2 * S :].T)
+        return ArrivalNoise(uniforms[:S].T, uniforms[S : 2 * S].T, uniforms[2 * S :].T)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.step_with_noise(actions, self.draw_noise())
+        uniforms, starts = self._next_uniforms()
+        S = self.map.num_sources
+        return self._advance(actions, uniforms[:S], uniforms[2 * S :], starts)
 
     def step_with_noise(self, actions: np.ndarray, noise: ArrivalNoise) -> tuple[np.ndarray, ...]:
         """:meth:`step` with its random numbers given (tests replay them into other implementations)."""
+        starts = self._arrivals.route_starts(noise.route.T)
+        return self._advance(actions, noise.arrive.T, noise.slot_keys.T, starts)
+
+    def _advance(
+        self, actions: np.ndarray, arrive_u: np.ndarray, slot_keys: np.ndarray, starts: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One step of every game; the uniforms are slot-major (``[S, B]``, ``[A, B]``)."""
         tables = self._tables
         brake = np.not_equal(np.asarray(actions).reshape(self.num_envs, self.nmax).T, GAS)
         moved = tables.move.take(self._code + brake, axis=0)  # next code, 2 if it was on the board
@@ -204,7 +221,7 @@ class TrafficJunctionSim(TeamSim):
         after = tables.after.take(moved[..., 0], axis=0)  # crash bin, still on the board, settled code
         stays = after[..., 1]
         bins = after[..., 0] + self._game_bins
-        crashed = np.bincount(bins.ravel(), minlength=self._n_bins).take(bins) > 1
+        crashed = np.bincount(bins.ravel(), minlength=self._n_bins).take(bins) > 1  # another car in its cell
         self._tau_bound += 1
         if 2 * self._tau_bound + 2 > len(self._reward_of):
             self._reward_of = self._reward_table(4 * self._tau_bound + 2)
@@ -212,7 +229,10 @@ class TrafficJunctionSim(TeamSim):
         self._crashes += crashed
         self._crash_code, self._crashed, self._crash_cells = moved[..., 0], crashed, None
         self._tau2 *= stays
-        self._code = after[..., 2] + self._arrivals(stays, noise)
+        arrivals = self._arrivals.changes(
+            stays, arrive_u, self.p_arrive, slot_keys, starts, self._cap_position
+        )
+        self._code = after[..., 2] + arrivals
         self.t += 1
         return rewards, np.zeros(self.num_envs, bool), self.t >= self.max_steps
 
@@ -277,6 +297,12 @@ class TrafficJunctionSim(TeamSim):
             "p_arrive_default": self.p_arrive_default,
             "max_active_default": self.max_active_default,
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self._noise is not None and self._noise.rng is self.rng:
+            state["rng"] = self._noise.state_now()  # self.rng is ahead: it drew a block of steps
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         arrays, (B, A) = state["arrays"], (self.num_envs, self.nmax)
@@ -350,61 +376,20 @@ class TrafficJunctionSim(TeamSim):
         """``[B, A]`` cell index ``y * size + x`` of each car on the board (-1 off the board)."""
         return self.slot_info()["cell"]
 
-    def _arrivals(self, stays: np.ndarray, noise: ArrivalNoise) -> np.ndarray:
-        """``[A, B]`` code change of the slots that receive this step's arrivals (0 elsewhere). Slots are
-        ranked cars on the board first, then free slots by key (ties by slot); source s, if it wants a car,
-        targets rank ``cars on the board + wanting sources before s``. Ranks and targets come out of two
-        small matmuls as flat positions ``rank * B + game``: targets scatter their route's start there and
-        slots gather it; a target past ``nmax`` (or ``max_active``) or of a source not wanting a car lands
-        in a spare region no slot reads."""
-        S, P = self.map.num_sources, self._pair_count
-        rows = self._target_rows  # [wants; on the board; 1; game]
-        np.less(noise.arrive.T, self.p_arrive, out=rows[:S])
-        rows[S:-2] = stays
-        target = (self._target_matrix @ rows).astype(np.intp)
-        keys = np.subtract(noise.slot_keys.T, stays).take(self._pair_slots, axis=0)  # on the board: < 0
-        pairs = self._rank_rows  # [second of the pair ranks below the first; 1; game]
-        np.less(keys[P:], keys[:P], out=pairs[:P])
-        rank = (self._rank_matrix @ pairs).astype(np.intp)
-        if self._capped:
-            np.putmask(rank, rank >= self._cap_position, self._spare_position)
-        pick = (noise.route.T * self.map.source_routes.shape[1]).astype(np.intp) + self._start_offset
-        scatter = np.zeros(self._positions, np.int64)
-        np.put(scatter, target, self._tables.start.take(pick))
-        return scatter.take(rank)
+    def _next_uniforms(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next step's uniforms ``[2S + A, B]`` and route starts ``[S, B]``, from the current block
+        (a new one when it is used up or ``self.rng`` was replaced)."""
+        block = self._noise
+        if block is None or block.rng is not self.rng or block.used == len(block.uniforms):
+            block = self._noise = NoiseBlock.draw(
+                self.rng, self.num_envs, self.map.num_sources, self._arrivals, self.nmax
+            )
+        block.used += 1
+        return block.uniforms[block.used - 1], block.starts[block.used - 1]
 
-    def _build_batch_tables(self) -> None:
-        """Constants of the step and the observation that depend on the batch size."""
-        A, B, S = self.nmax, self.num_envs, self.map.num_sources
-        K = self.map.source_routes.shape[1]
-        row_len = self.window**2 * self.vocab_size
-        slot, game = np.arange(A)[:, None], np.arange(B)
-        self._slot_block = slot * self._tables.block
-        self._off_codes = 2 * (self._slot_block + self._tables.off_track)
-        self._game_bins = np.broadcast_to(game * self._tables.crash_bins, (A, B)).copy()
-        self._n_bins = B * self._tables.crash_bins
-        self._start_offset = np.arange(S)[:, None] * (K + 1)
-        # targets: B * (wanting before s + cars on the board + spare * (1 - wants_s)) + game
-        spare = A + S + 1
-        self._positions = B * (2 * spare + 1)
-        self._spare_position = self._positions - 1  # never a target
-        wants = np.tril(np.ones((S, S)), -1) - spare * np.eye(S)
-        self._target_matrix = np.hstack(
-            [B * wants, np.full((S, A), B), np.full((S, 1), B * spare), np.ones((S, 1))]
-        )
-        self._target_rows = np.vstack([np.zeros((S + A, B)), np.ones((1, B)), game[None]])
-        # slot ranks from the pairs (i < j): j ranks below i if key_j < key_i, else i below j
-        first, second = np.triu_indices(A, 1)
-        self._pair_count = len(first)
-        self._pair_slots = np.concatenate([first, second])
-        below = np.zeros((A, len(first)))
-        below[first, np.arange(len(first))], below[second, np.arange(len(first))] = 1, -1
-        self._rank_matrix = np.hstack([B * below, B * np.arange(A)[:, None], np.ones((A, 1))])
-        self._rank_rows = np.vstack([np.zeros((len(first), B)), np.ones((1, B)), game[None]])
-        for name in ("_target_matrix", "_target_rows", "_rank_matrix", "_rank_rows"):
-            setattr(self, name, getattr(self, name).astype(np.float32))
-        j, _, b = np.meshgrid(np.arange(A), np.arange(A), np.arange(B), indexing="ij")  # pairs [A, A, B]
-        self._pair_row = ((b * A + j) * row_len).ravel()
+    def _set_cap(self) -> None:
+        capped = (self.max_active < self.nmax).any()
+        self._cap_position = self.num_envs * self.max_active + np.arange(self.num_envs) if capped else None
 
     def _reward_table(self, rows: int) -> np.ndarray:
         """Reward at ``2 * tau + crashed``, computed in float64 as the rule says, then stored float32."""
