@@ -18,18 +18,17 @@ Prioritized sampling is an option of this same buffer (a sum tree over row slots
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from anew.agents.replay_files import FIELDS, Progress, load_replay, new_lineage, save_replay
 from anew.agents.sum_tree import SumTree, importance_weights
 from anew.errors import AnewError
 
 TERMINATED, TRUNCATED, FINAL, FIRST = 1, 2, 4, 8
-FORMAT_VERSION = 1
-FIELDS = ("obs", "action", "reward", "flags")
+__all__ = ["FIELDS", "ReplayBuffer", "ReplaySample"]
 
 
 @dataclass
@@ -95,6 +94,7 @@ class ReplayBuffer:
         self.episode_start = np.ones(num_envs, dtype=bool)  # next row opens an episode
         self.rng = np.random.default_rng(seed)
         self.tree = SumTree(num_envs * self.rows_per_env) if prioritized else None
+        self.lineage = new_lineage()  # saves of one history share unchanged blocks (see replay_files)
 
     def _allocate(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         if self.storage_dir is None:
@@ -241,52 +241,12 @@ class ReplayBuffer:
         self.tree.update(np.asarray(indices), np.asarray(priorities, dtype=np.float64) ** self.priority_exponent)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path) -> None:
-        """Write one ``.npy`` per field plus ``manifest.json`` (no pickle)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        for name in FIELDS:
-            np.save(directory / f"{name}.npy", getattr(self, name))
-        if self.tree is not None:
-            self.tree.save(str(directory / "sum_tree_"))
-        manifest = {
-            "format": "anew-replay",
-            "version": FORMAT_VERSION,
-            "num_envs": self.num_envs,
-            "rows_per_env": self.rows_per_env,
-            "obs_shape": list(self.obs_shape),
-            "frame_stack": self.frame_stack,
-            "n_step": self.n_step,
-            "gamma": self.gamma,
-            "prioritized": self.prioritized,
-            "count": self.count.tolist(),
-            "episode_start": self.episode_start.tolist(),
-            "rng_state": self.rng.bit_generator.state,
-        }
-        (directory / "manifest.json").write_text(json.dumps(manifest))
+    def save(self, directory: str | Path, reuse_from: str | Path | None = None,
+             progress: Progress | None = None) -> None:
+        """Write the filled part (compressed where it pays) and ``manifest.json``, no pickle; blocks
+        unchanged since this buffer's earlier save in ``reuse_from`` are hard-linked from there."""
+        save_replay(self, Path(directory), Path(reuse_from) if reuse_from is not None else None, progress)
 
     def load(self, directory: str | Path) -> None:
         """Restore a buffer written by ``save`` into this (identically configured) buffer."""
-        directory = Path(directory)
-        manifest_path = directory / "manifest.json"
-        if not manifest_path.is_file():
-            raise AnewError(f"{directory} is not an anew replay directory (no manifest.json)")
-        manifest = json.loads(manifest_path.read_text())
-        expected = {"num_envs": self.num_envs, "rows_per_env": self.rows_per_env, "frame_stack": self.frame_stack}
-        for key, value in expected.items():
-            if manifest.get(key) != value:
-                raise AnewError(f"replay in {directory} has {key}={manifest.get(key)}, this agent expects {value}")
-        for name in FIELDS:
-            path = directory / f"{name}.npy"
-            if not path.is_file():
-                raise AnewError(f"replay directory {directory} is missing {path.name}; it is incomplete")
-            array = np.load(path, mmap_mode="r")
-            target = getattr(self, name)
-            if array.shape != target.shape or array.dtype != target.dtype:
-                raise AnewError(f"{path} holds {array.dtype}{array.shape}, expected {target.dtype}{target.shape}")
-            target[...] = array
-        if self.tree is not None:
-            self.tree.load(str(directory / "sum_tree_"))
-        self.count[...] = manifest["count"]
-        self.episode_start[...] = manifest["episode_start"]
-        self.rng.bit_generator.state = manifest["rng_state"]
+        load_replay(self, Path(directory))

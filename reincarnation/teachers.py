@@ -37,6 +37,7 @@ from torch import nn
 from anew.agents.dqn import DQNAgent
 from anew.agents.losses import epsilon_greedy
 from anew.agents.replay import ReplayBuffer, ReplaySample
+from anew.agents.replay_files import saved_layout
 from anew.errors import AnewError
 from anew.reincarnation.formats.dopamine_checkpoint import (
     SENTINEL_PREFIX,
@@ -200,12 +201,12 @@ def load_anew_replay(directory: str | os.PathLike, n_step: int, gamma: float, se
     student's n-step settings (n-step returns are computed when sampling, so any n works)."""
     directory = Path(directory)
     manifest = json.loads((directory / "manifest.json").read_text())
-    obs = np.load(directory / "obs.npy", mmap_mode="r")
-    action = np.load(directory / "action.npy", mmap_mode="r")
+    layout = saved_layout(directory)
+    (obs_dtype, _), (action_dtype, action_shape) = layout["obs"], layout["action"]
     buffer = ReplayBuffer(
         capacity=manifest["num_envs"] * manifest["rows_per_env"], num_envs=manifest["num_envs"],
-        obs_shape=tuple(manifest["obs_shape"]), obs_dtype=obs.dtype, action_shape=action.shape[2:],
-        action_dtype=action.dtype, frame_stack=manifest["frame_stack"], n_step=n_step, gamma=gamma, seed=seed,
+        obs_shape=tuple(manifest["obs_shape"]), obs_dtype=obs_dtype, action_shape=action_shape[2:],
+        action_dtype=action_dtype, frame_stack=manifest["frame_stack"], n_step=n_step, gamma=gamma, seed=seed,
     )
     buffer.load(directory)
     return buffer

@@ -150,10 +150,12 @@ def test_memory_mapped_storage(tmp_path) -> None:
 
 
 def test_load_rejects_incomplete_directory(tmp_path) -> None:
+    feed, _, frames_before = play(1, 30, seed=2)
     buffer = ReplayBuffer(100, 1, (1,))
+    fill(buffer, feed, frames_before, 0)
     buffer.save(tmp_path / "replay")
-    (tmp_path / "replay" / "reward.npy").unlink()
-    with pytest.raises(AnewError, match="missing reward.npy"):
+    next((tmp_path / "replay").glob("reward.00000.*")).unlink()
+    with pytest.raises(AnewError, match=r"reward\.00000\.npy\S* is missing"):
         ReplayBuffer(100, 1, (1,)).load(tmp_path / "replay")
     with pytest.raises(AnewError, match="num_envs"):
         ReplayBuffer(100, 2, (1,)).load(tmp_path / "replay")
