@@ -99,7 +99,22 @@ PRESETS: dict[str, DQNConfig] = {
 }
 
 
+PRESETS["minatar"] = DQNConfig(  # MinAtar's own DQN (Young & Tian, 2019), with Adam for its RMSProp (same lr)
+    lr=2.5e-4,
+    adam_eps=3.125e-4,
+    buffer_size=100_000,
+    learning_starts=5_000,
+    train_every=1,
+    target_update_every=1_000,
+    epsilon_end=0.1,
+    epsilon_decay_steps=100_000,
+    loss="huber",
+)
+
+
 def default_preset(env_id: str) -> str:
+    if env_id.startswith("anew/MinAtar-"):
+        return "minatar"
     return "dopamine" if env_id.startswith("ALE/") else "classic-control"
 
 

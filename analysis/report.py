@@ -50,8 +50,9 @@ class ReportSettings:
     """interval coverage"""
     task_bootstrap: bool = False
     """resample tasks as well as runs (uncertainty over the choice of tasks)"""
-    gamma: float = 1.0
-    """optimality-gap threshold, in normalised score units"""
+    gamma: float | None = None
+    """optimality-gap threshold in score units (default 1.0 for normalised scores); with raw returns the
+    Optimality Gap is left out unless --gamma gives a return to measure it against"""
 
 
 def _plural(count: int, word: str) -> str:
@@ -87,13 +88,12 @@ def markdown_table(result: dict) -> str:
         cells = [_interval(metrics.Estimate(**result["metrics"][name][agent])) for name in names]
         lines.append(f"| {agent} | {runs} | " + " | ".join(cells) + " |")
     if settings["normalize"] == "none":
-        lines += [
-            "",
-            (
-                f"Optimality Gap is measured below gamma = {settings['gamma']} in raw return units "
-                "(pass --gamma, e.g. the maximum return, or normalise the scores)."
-            ),
-        ]
+        gap = (
+            f"Optimality Gap is measured below gamma = {settings['gamma']} in raw return units."
+            if "Optimality Gap" in result["metrics"]
+            else "No Optimality Gap for raw returns: pass --gamma (e.g. the maximum return) or normalise."
+        )
+        lines += ["", gap]
     if result["probability_of_improvement"]:
         lines += ["", "| Probability of improvement | P(X > Y) |", "|---|---:|"]
         for pair, numbers in result["probability_of_improvement"].items():
@@ -117,7 +117,11 @@ def compute_report(runs: list[Run], settings: ReportSettings) -> dict:
     data = build_matrices(runs, settings.step, settings.normalize, scheme_bounds)
     agents, tasks = list(data.scores), data.tasks
     statistics = dict(metrics.METRICS)
-    statistics["Optimality Gap"] = lambda scores: metrics.optimality_gap(scores, settings.gamma)
+    gamma = settings.gamma if settings.gamma is not None else (None if settings.normalize == "none" else 1.0)
+    if gamma is None:  # a gap below 1.0 in raw return units means nothing (an empty panel at 0)
+        del statistics["Optimality Gap"]
+    else:
+        statistics["Optimality Gap"] = lambda scores: metrics.optimality_gap(scores, gamma)
     estimates = metrics.aggregate_estimates(
         data.scores, statistics, settings.reps, settings.seed, settings.task_bootstrap, settings.confidence
     )
@@ -169,7 +173,7 @@ def compute_report(runs: list[Run], settings: ReportSettings) -> dict:
             "seed": settings.seed,
             "confidence": settings.confidence,
             "task_bootstrap": settings.task_bootstrap,
-            "gamma": settings.gamma,
+            "gamma": gamma,
         },
         "steps": data.steps,
         "scores": {agent: scores.tolist() for agent, scores in data.scores.items()},

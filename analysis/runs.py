@@ -9,6 +9,7 @@ scores out as ``{label: (runs, tasks)}`` plus ``{label: (steps, (runs, tasks, po
 
 from __future__ import annotations
 
+import difflib
 import functools
 import glob
 import json
@@ -22,8 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from anew.analysis import normalization
-from anew.analysis.normalization import Bounds
+from anew.analysis.normalization import (
+    SCHEMES,
+    Bounds,
+    atari_human_bounds,
+    data_bounds,
+    reference_bounds,
+    teacher_bounds,
+)
 from anew.errors import AnewError
 
 # Config keys (last dotted part) that differ between runs of one setting by design, or do not change
@@ -92,7 +99,12 @@ def read_run(path: Path) -> Run:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise AnewError(f"cannot read {path}: {error}; is the run still writing it?")
+        if path.name != "eval.json":
+            raise AnewError(
+                f"{path} is not a run directory or an eval.json file; pass run directories (each holds an "
+                "eval.json), eval.json files, or folders of runs"
+            ) from None
+        raise AnewError(f"cannot read {path}: {error}; is the run still writing it?") from None
     if not isinstance(data, dict):
         raise AnewError(f"{path} is not an eval.json object")
     missing = [key for key in ("agent", "env_id", "seed", "evaluations") if key not in data]
@@ -142,9 +154,11 @@ def resolve_key(run: Run, key: str) -> str:
     if len(matches) == 1:
         return matches[0]
     if not matches:
+        names = sorted({full.rsplit(".", 1)[-1] for full in run.config if not _is_per_run(full)})
+        close = difflib.get_close_matches(key, names, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
         raise AnewError(
-            f"run {run.name} has no config key {key!r} for --label-by; its keys include "
-            f"{', '.join(sorted(full.rsplit('.', 1)[-1] for full in run.config)[:15])}"
+            f"run {run.name} has no config key {key!r} for --label-by; {hint}its keys are {', '.join(names)}"
         )
     raise AnewError(
         f"--label-by {key} is ambiguous in run {run.name} ({', '.join(matches)}); give the dotted key"
@@ -232,9 +246,9 @@ def run_bounds(run: Run, index: int, scheme: str, task_bounds: Mapping[str, Boun
     if scheme == "none":
         return None
     if scheme == "teacher":
-        return normalization.teacher_bounds(_extra_at(run, index), run.env_id, where)
+        return teacher_bounds(_extra_at(run, index), run.env_id, where)
     if scheme == "reference":
-        return normalization.reference_bounds(_extra_at(run, index), where)
+        return reference_bounds(_extra_at(run, index), where)
     return task_bounds[run.env_id]  # atari-human and minmax: one scale per task
 
 
@@ -258,7 +272,7 @@ def _task_bounds(
 ) -> dict[str, Bounds]:
     tasks = sorted({run.env_id for run in runs})
     if scheme == "atari-human":
-        return {task: normalization.atari_human_bounds(task) for task in tasks}
+        return {task: atari_human_bounds(task) for task in tasks}
     if scheme != "minmax":
         return {}
     if bounds_file is not None:
@@ -269,7 +283,7 @@ def _task_bounds(
             )
         return {task: bounds_file[task] for task in tasks}
     return {
-        task: normalization.data_bounds(
+        task: data_bounds(
             (_raw_score(run, chosen[id(run)]) for run in runs if run.env_id == task), task
         )
         for task in tasks
@@ -280,8 +294,8 @@ def build_matrices(
     runs: list[Run], step: int | None, scheme: str, bounds_file: Mapping[str, Bounds] | None = None
 ) -> Matrices:
     """Validated, normalised ``(runs, tasks)`` matrices per label, and curves over common steps."""
-    if scheme not in normalization.SCHEMES:
-        raise AnewError(f"unknown --normalize {scheme!r}; choose one of {', '.join(normalization.SCHEMES)}")
+    if scheme not in SCHEMES:
+        raise AnewError(f"unknown --normalize {scheme!r}; choose one of {', '.join(SCHEMES)}")
     chosen = {id(run): _find_evaluation(run, step) for run in runs}
     tasks = sorted({run.env_id for run in runs})
     steps: dict[str, int] = {}

@@ -123,6 +123,7 @@ def list_envs() -> list[tuple[str, str]]:
     except ImportError:
         pass
     ids = sorted(gym.registry)
-    rows = [(env_id, "ale" if is_atari(env_id) else "gymnasium") for env_id in ids]
+    rows = [(env_id, "ale" if str(gym.registry[env_id].entry_point).startswith("ale_py") else "gymnasium")
+            for env_id in ids]
     rows += [(env_id, "pettingzoo") for env_id in sorted(parallel_env_ids())]
     return rows

@@ -90,7 +90,7 @@ REQUIREMENTS: tuple[tuple[str, str, str], ...] = (
 )
 # Ids Gymnasium registers with a function that only raises (no install makes them work as they are).
 _RAISING_ENTRY_POINTS = {
-    "_raise_mujoco_py_error": "the old mujoco-py, which Gymnasium no longer supports: use the id's -v5 version",
+    "_raise_mujoco_py_error": "the old mujoco-py, which Gymnasium no longer supports: use the id's -v5",
     "_raise_shimmy_error": "shimmy: pip install shimmy",
 }
 
@@ -102,7 +102,7 @@ def module_available(name: str) -> bool:
 
 
 def missing_requirement(env_id: str) -> str:
-    """What to install so ``env_id`` can be made here (a ``pip install`` line), or "" if nothing is missing."""
+    """What to install so ``env_id`` can be made here (a ``pip install`` line); "" if nothing is missing."""
     spec = gym.registry.get(env_id)
     if spec is None:
         return ""

@@ -8,6 +8,7 @@ Each subcommand module exposes ``main(argv: list[str] | None) -> int`` and also 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from anew.errors import AnewError
@@ -43,6 +44,9 @@ def run_command(module_name: str, argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("anew: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped (anew envs | head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,11 @@ def convert_dopamine(args: ConvertArgs) -> Path:
                         f"{args.kind} checkpoint can still teach directly: anew reincarnate METHOD --teacher "
                         f"{args.checkpoint_dir} --teacher-kind {args.kind}")
     iteration = None if args.iteration < 0 else args.iteration
-    conversion = convert_dopamine_checkpoint(args.checkpoint_dir, iteration, args.kind, params=args.params)
+    try:
+        conversion = convert_dopamine_checkpoint(args.checkpoint_dir, iteration, args.kind,
+                                                 params=args.params)
+    except AnewError as error:  # the library names its keyword (kind='rainbow'); here it is a flag
+        raise AnewError(re.sub(r"kind='(\w+)'", r"--kind \1", str(error))) from None
     env = make_env(args.env_id, "dopamine", training=False)
     actions = int(env.action_space.n)
     env.close()

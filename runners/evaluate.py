@@ -8,7 +8,10 @@ Evaluation never changes training: actions draw from a generator seeded by the e
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +25,8 @@ from anew.envs.vector import EPISODE_INFO
 from anew.errors import AnewError
 from anew.runners.loading import load_agent_from_checkpoint
 from anew.runners.run_args import env_options
+
+EvaluationProgress = Callable[[int, int, int], None]  # (episodes done, episodes, env steps)
 
 
 @dataclass
@@ -43,9 +48,11 @@ def evaluate_agent(
     env_protocol: str = "",
     max_parallel: int = 8,
     env_kwargs: dict[str, Any] | None = None,
+    progress: EvaluationProgress | None = None,
 ) -> Evaluation:
     """Play ``episodes`` episodes in up to ``max_parallel`` envs at once (a whole batch of games for
-    multi-agent worlds, whose team return is the episode's return).
+    multi-agent worlds, whose team return is the episode's return). ``progress(episodes done, episodes, env
+    steps)`` is called as episodes end and every 1,000 steps (long Atari episodes are not silent).
 
     Each env plays a fixed quota of episodes (not "first N to finish", which would favour short
     episodes); episode seeds derive from ``seed`` so the same seed replays the same episodes.
@@ -66,6 +73,7 @@ def evaluate_agent(
     measures: dict[str, list[list[float]]] = {}
     flags: set[str] = set()  # yes/no measures, reported as rates
     reported: dict[str, dict[str, list[float]]] = {key: {} for key in EPISODE_INFO}  # Gymnasium envs' own
+    steps = 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         obs, info = envs.reset(seed=seed)
@@ -91,6 +99,9 @@ def evaluate_agent(
                 running_return[i], running_length[i] = 0.0, 0
             if done.any():
                 agent.episode_start(done, explore=False)
+            steps += 1
+            if progress is not None and (done.any() or steps % 1_000 == 0):
+                progress(int(finished.sum()), episodes, steps)
     envs.close()
     order = [(i, k) for k in range(int(quota.max())) for i in range(num_envs) if k < quota[i]]
     # ``success`` -> ``success_rate`` for yes/no measures, ``n_collisions`` -> ``mean_n_collisions``
@@ -111,6 +122,11 @@ def record_video(
     """Play one evaluation episode and save it as an animated GIF (no video codec needed)."""
     import gymnasium as gym
     from PIL import Image
+
+    # Frames are drawn off screen and anew plays no sound: without SDL's dummy drivers, pygame's probe for a
+    # display or an audio server prints an "XDG_RUNTIME_DIR is invalid" error (the GIFs are fine either way).
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
     rng = np.random.default_rng(seed)
     team = is_multiagent(env_id)
@@ -144,6 +160,29 @@ def record_video(
     return path
 
 
+def terminal_progress(label: str) -> EvaluationProgress:
+    """Evaluation progress on stderr: a bar on a terminal, else a line every 30 s (as training shows it)."""
+    state: dict[str, Any] = {"bar": None, "last": time.monotonic()}
+
+    def show(done: int, episodes: int, steps: int) -> None:
+        if sys.stderr.isatty():
+            if state["bar"] is None:
+                from tqdm import tqdm
+
+                state["bar"] = tqdm(total=episodes, desc=label, unit="episode", leave=False,
+                                    dynamic_ncols=True)
+            state["bar"].n = done
+            state["bar"].set_postfix_str(f"{steps} steps", refresh=False)
+            state["bar"].refresh()
+            if done >= episodes:
+                state["bar"].close()
+        elif time.monotonic() - state["last"] > 30:
+            print(f"{label}: {done}/{episodes} episodes, {steps} steps", file=sys.stderr, flush=True)
+            state["last"] = time.monotonic()
+
+    return show
+
+
 @dataclass
 class EvaluateArgs:
     """Evaluate a saved agent: ``anew evaluate RUN_DIR_OR_CHECKPOINT --episodes 20`` (other --key value flags
@@ -167,12 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = tyro.cli(EvaluateArgs, args=argv, prog="anew evaluate", return_unknown_args=True)
     if args.episodes < 1:
         raise AnewError(f"--episodes must be at least 1 (got {args.episodes})")
-    agent, runner_state, path = load_agent_from_checkpoint(args.checkpoint)
+    agent, runner_state, path = load_agent_from_checkpoint(args.checkpoint, threads=True)
     env_id = args.env_id or runner_state["env_id"]
     protocol = runner_state["run"].get("env_protocol", "")
     known = list(EvaluateArgs.__dataclass_fields__)
     env_kwargs = {**runner_state["run"].get("env_kwargs", {}), **env_options(unknown, known)}
-    result = evaluate_agent(agent, env_id, args.episodes, args.seed, protocol, env_kwargs=env_kwargs)
+    result = evaluate_agent(agent, env_id, args.episodes, args.seed, protocol, env_kwargs=env_kwargs,
+                            progress=terminal_progress("evaluating"))
     document = {
         "checkpoint": str(path),
         "agent": runner_state["agent"],

@@ -47,8 +47,9 @@ def set_threads(run: RunArgs, observation_shape: tuple[int, ...]) -> None:
     torch.set_num_threads(run.threads or (1 if len(observation_shape) < 3 else min(os.cpu_count() or 1, 4)))
 
 
-def load_agent_from_checkpoint(path: str | Path) -> tuple[Any, dict[str, Any], Path]:
-    """Rebuild the agent saved in a checkpoint (or a run directory's newest one) for acting."""
+def load_agent_from_checkpoint(path: str | Path, threads: bool = False) -> tuple[Any, dict[str, Any], Path]:
+    """Rebuild the agent saved in a checkpoint (or a run directory's newest one) for acting; ``threads``: also
+    set torch's thread count by the run's rule (``set_threads``), as ``anew evaluate`` does."""
     checkpoint = resolve_checkpoint(path)
     runner_state, agent_state = load_checkpoint(checkpoint)
     name = runner_state["agent"]
@@ -57,6 +58,8 @@ def load_agent_from_checkpoint(path: str | Path) -> tuple[Any, dict[str, Any], P
         config = dataclasses.replace(config, buffer_size=1_000, replay_on_disk="")
     run = RunArgs(**runner_state["run"])
     envs = make_run_envs(run, training=False, num_envs=1)
+    if threads:
+        set_threads(run, envs.single_observation_space.shape)
     agent = registry.build_agent(name, config, agent_spec(envs, 1, run.seed, "cpu"))
     envs.close()
     agent.load_state_dict(agent_state["agent"])

@@ -38,6 +38,7 @@ class RunLogger:
         self.total_steps = total_steps
         self.bar = None
         self.last_line = time.monotonic()
+        self.final_line = False  # the last step's line prints once; later ones (evaluation) every 30 s
         if progress and sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -83,12 +84,15 @@ class RunLogger:
             self.bar.n = step
             self.bar.set_postfix_str(message, refresh=False)
             self.bar.refresh()
-        elif time.monotonic() - self.last_line > 30 or step >= self.total_steps:
+        elif time.monotonic() - self.last_line > 30 or (step >= self.total_steps and not self.final_line):
             print(f"step {step}/{self.total_steps} {message}", file=sys.stderr, flush=True)
-            self.last_line = time.monotonic()
+            self.last_line, self.final_line = time.monotonic(), step >= self.total_steps
 
     def message(self, text: str) -> None:
-        (self.bar.write if self.bar is not None else lambda t: print(t, file=sys.stderr, flush=True))(text)
+        if self.bar is not None:  # above the bar (tqdm clears it, prints, redraws), on stderr like the bar
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
     def flush(self) -> None:
         self.metrics_file.flush()

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import tyro
@@ -60,7 +61,7 @@ from anew.runners.train import Trainer
 class TeacherArgs:
     """Who teaches whom."""
 
-    teacher: str = ""
+    teacher: Annotated[str, tyro.conf.arg(help_behavior_hint="(required)")] = ""
     """The teacher: an anew run directory or checkpoints/step_* folder, or a Dopamine checkpoint folder."""
     teacher_replay: str = ""
     """Teacher transitions (anew replay, Dopamine legacy or 4.x replay); empty: roll the teacher out."""
@@ -103,7 +104,10 @@ def load_teacher(path: str | os.PathLike, kind: str = "dqn", iteration: int | No
         raise AnewError(f"teacher {path} does not exist; pass an anew run directory or checkpoint, or a Dopamine "
                         "checkpoints folder")
     if is_dopamine_checkpoint(path):
-        teacher = Teacher.from_dopamine(path, kind, iteration, device=device, seed=seed)
+        try:
+            teacher = Teacher.from_dopamine(path, kind, iteration, device=device, seed=seed)
+        except AnewError as error:  # the library names its keyword (kind='rainbow'); here it is a flag
+            raise AnewError(re.sub(r"kind='(\w+)'", r"--teacher-kind \1", str(error))) from None
         return teacher, {"source": "dopamine", "path": str(path), "kind": kind, "iteration": iteration}
     try:
         agent, runner_state, checkpoint = load_agent_from_checkpoint(path)
@@ -156,8 +160,11 @@ def teacher_data_for(args: TeacherArgs, teacher: Teacher, agent: Any, run: RunAr
                                    reward_clip=float(agent.config.reward_clip))
     envs.close()
     teacher.explore_epsilon = explore_epsilon
-    message(f"[teacher] collected {config.teacher_steps} steps ({stats['episodes']:.0f} episodes, mean return "
-            f"{stats['mean_return']:.2f}) at epsilon {config.teacher_epsilon}")
+    episodes = int(stats["episodes"])
+    outcome = (f"{episodes} episodes, mean return {stats['mean_return']:.2f}" if episodes
+               else "no episode ended within them")
+    message(f"[teacher] collected {config.teacher_steps} steps ({outcome}) at epsilon "
+            f"{config.teacher_epsilon}")
     return data
 
 
@@ -255,6 +262,10 @@ def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config:
         random_return = float(np.mean(evaluate_agent(random_policy, run.env_id, episodes, run.seed + 40_000,
                                                      **eval_options).returns))
     say(f"[teacher] {teacher.description}: mean return {teacher_return:.2f} (random policy {random_return:.2f})")
+    if teacher_return <= random_return:
+        say(f"warning: the teacher scores no better than a random policy ({teacher_return:.2f} <= "
+            f"{random_return:.2f}), so teacher-normalised scores and weaning mean nothing; check --teacher "
+            "and --env-id (or pass --teacher-return and --random-return)")
 
     method = METHODS[method_name]
     needs_data = method.offline is not None or method.rehearsal
@@ -269,6 +280,7 @@ def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config:
     trainer = Trainer(args.agent, run, agent_config, run_dir, agent=student,
                       **trainer_hooks(student, method_name, args.agent, recorded))
     write_json_atomic(run_dir / "config.json", trainer.resolved_config())
+    trainer.logger.message(f"run directory: {run_dir}")  # once it holds a run, above the progress bar
     trainer.train(phases_of(trainer, student))
     return trainer
 
@@ -301,6 +313,17 @@ def resume_reincarnation(run_dir: Path, checkpoint: Path, run: RunArgs, agent_na
 
 
 # ---------------------------------------------------------------------- command line
+def final_line(label: str, env_id: str, final: dict[str, Any], run_dir: Path) -> str:
+    """The closing line: the final return and the teacher-normalised score where it means something."""
+    extra = final["extra"]
+    if extra["teacher_return"] > extra["random_return"]:
+        score = f"teacher-normalised {extra['teacher_normalized_score']:.3f}"
+    else:
+        score = "no teacher-normalised score: the teacher is no better than random"
+    mean = np.mean(final["returns"])
+    return f"done: {label} on {env_id}, final mean eval return {mean:.2f} ({score}); run directory {run_dir}"
+
+
 def _flag_value(argv: list[str], flag: str) -> str | None:
     for i, arg in enumerate(argv):
         if arg == flag and i + 1 < len(argv):
@@ -329,7 +352,9 @@ def parse_reincarnate_args(argv: list[str]) -> tuple[str, TeacherArgs, RunArgs, 
     if recipe not in PRESETS:
         raise AnewError(f"unknown --recipe {recipe!r}: choose one of {', '.join(PRESETS)}")
     command = dataclasses.make_dataclass("Reincarnate", [
-        ("teacher", TeacherArgs), ("run", RunArgs), ("agent", registry.config_class(agent_name)),
+        ("teacher", TeacherArgs), ("run", RunArgs),
+        ("agent", Annotated[registry.config_class(agent_name), tyro.conf.arg(
+            help=f"the student's {agent_name} options (the defaults shown are the {preset_name} preset's)")]),
         ("reincarnation", ReincarnationConfig),
     ])
     default = command(teacher=TeacherArgs(agent=agent_name, recipe=recipe),
@@ -352,11 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         raise AnewError(f"--teacher-eval-episodes must not be negative (got {args.teacher_eval_episodes})")
     label = f"{method_name}-{args.agent}"
     with new_run_dir(run, label) as run_dir:
-        print(f"run directory: {run_dir}", file=sys.stderr)
         trainer = reincarnate(method_name, args, run, agent_config, config, run_dir)
-    final = trainer.evaluations[-1]
-    print(f"done: {label} on {run.env_id}, final mean eval return {np.mean(final['returns']):.2f} "
-          f"(teacher-normalised {final['extra']['teacher_normalized_score']:.3f}); run directory {run_dir}")
+    print(final_line(label, run.env_id, trainer.evaluations[-1], run_dir))
     return 0
 
 

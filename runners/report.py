@@ -11,7 +11,7 @@ Reading runs:
   and by ``env_id`` (the task). If runs of one agent
   on one task differ in their config (ignoring per-run keys such as seed and run_dir), the report stops
   and names the differing keys: pass ``--label-by KEY`` (repeatable, dotted for nested keys) to report
-  each setting as its own agent, e.g. ``dqn[learning_rate=0.001]``, or ``--mixed-configs`` to pool them.
+  each setting as its own agent, e.g. ``dqn[lr=0.001]``, or ``--mixed-configs`` to pool them.
 - Every agent needs every task and the same number of runs on each of its tasks (rliable's
   runs x tasks matrix); scores must be finite. Anything else is an error naming the run, task or agent.
 
@@ -51,7 +51,7 @@ class ReportArgs(ReportSettings):
     plots: bool = True
     """draw the PNG figures"""
     label_by: tuple[str, ...] = ()
-    """config keys that tell settings of one agent apart, e.g. --label-by learning_rate"""
+    """config keys that tell settings of one agent apart, e.g. --label-by lr (dotted for nested keys)"""
     mixed_configs: bool = False
     """pool runs of one agent even if their configs differ"""
 

@@ -13,6 +13,8 @@ import dataclasses
 import json
 import os
 import random
+import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,17 +48,22 @@ def prepare_run_dir(run_dir: Path) -> Path:
 
 @contextlib.contextmanager
 def new_run_dir(run: Any, name: str) -> Iterator[Path]:
-    """The folder of a run about to start (``run.run_dir`` or the default name); a run refused before it writes
-    anything (an env that rejects a flag, a missing teacher) leaves no empty folder behind. A folder with
-    anything in it stays."""
+    """The folder of a run about to start (``run.run_dir`` or the default name). A run that fails before its
+    first checkpoint (an env that rejects a flag, a missing teacher, a crash) leaves no half-made folder: the
+    folder it made is removed, saying so if it held anything. A folder the user had before stays; so does
+    one with a checkpoint (``anew resume`` continues it), and one whose run was interrupted (logs kept)."""
     run_dir = Path(run.run_dir) if run.run_dir else default_run_dir(run.env_id, name, run.seed)
     fresh = not run_dir.exists()
     prepare_run_dir(run_dir)
     try:
         yield run_dir
-    except BaseException:
-        if fresh and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()
+    except BaseException as error:
+        if fresh and run_dir.is_dir() and not list_checkpoints(run_dir / "checkpoints"):
+            if not any(run_dir.iterdir()):
+                run_dir.rmdir()
+            elif not isinstance(error, KeyboardInterrupt):
+                shutil.rmtree(run_dir, ignore_errors=True)
+                print(f"anew: removed {run_dir}: the run failed before its first checkpoint", file=sys.stderr)
         raise
 
 

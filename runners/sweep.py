@@ -1,22 +1,7 @@
 """``anew sweep SPEC.toml``: agents x envs x seeds (x overrides), run locally or on Ray, then reported.
 
-A spec (every key can also come from flags, which win)::
-
-    out_dir = "runs/cartpole-lr"            # run dirs, logs/, report/ (relative to this file's folder)
-    envs = ["CartPole-v1"]
-    seeds = [0, 1, 2]                       # or a count: seeds = 3
-    train_args = {total-steps = 20000}      # flags for every run (a table, or a list of strings)
-    report_args = ["--reps", "20000"]       # flags for the final `anew report`
-
-    [agents.dqn-fast]                       # a label; `agents = ["dqn", "c51"]` is the short form
-    agent = "dqn"                           # the agent `anew train` gets (default: the label)
-    train_args = {lr = 1e-3}
-    [agents.dqn-slow]
-    agent = "dqn"
-    train_args = {lr = 3e-4}
-
-    [grid]                                  # optional: every combination, for every agent
-    gamma = [0.99, 0.995]
+A spec is a TOML file (``anew.runners.sweep_help.EXAMPLE_SPEC``, which ``anew sweep --help`` shows and a test
+runs); every key can also come from flags, which win.
 
 Each run is one process, ``anew train AGENT --env-id ENV --seed S --run-dir OUT/<env>__<label>__<seed>
 [flags]`` (``command`` in the spec replaces ``anew train``), with its output in ``OUT/logs/``. Locally a
@@ -55,6 +40,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
 import tyro
 
 from anew.errors import AnewError
+from anew.runners.sweep_help import HELP, joined_flag_values
 
 SPEC_KEYS = {"out_dir", "envs", "seeds", "agents", "train_args", "report_args", "grid", "command"}
 AGENT_KEYS = {"agent", "train_args"}
@@ -350,7 +336,8 @@ def execute(sweep: Sweep, args: SweepArgs, results: Callable[..., Iterable[tuple
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = tyro.cli(SweepArgs, args=argv, prog="anew sweep")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = tyro.cli(SweepArgs, args=joined_flag_values(argv), prog="anew sweep", description=HELP)
     sweep = plan_sweep(load_spec(args))
     if args.dry_run:
         for run in sweep.runs:
@@ -363,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{len(failed)} runs failed (logs in {sweep.out_dir / 'logs'}):", file=sys.stderr)
         for run in failed:
             print(f"  {run.name}: {sweep.out_dir / 'logs' / (run.name + '.log')}", file=sys.stderr)
-        again = shlex.join(["anew", "sweep", *(argv if argv is not None else sys.argv[1:])])
+        again = shlex.join(["anew", "sweep", *argv])
         print(f"fix the cause and rerun the same command to retry only these: {again}", file=sys.stderr)
         return 1
     if not args.report:

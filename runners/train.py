@@ -80,6 +80,7 @@ class Trainer:
             agent = registry.build_agent(agent_name, config, agent_spec(self.envs, run.num_envs, run.seed, self.device))
         self.agent = agent
         self.step = 0
+        self.last_checkpoint: Path | None = None  # written or resumed from: its replay blocks are shared
         self.phase_index, self.phase_progress = 0, 0  # the phase running now and its units done
         self.resumed_phase = ""  # the phase a restored checkpoint was written in
         self.evaluations: list[dict[str, Any]] = []
@@ -125,6 +126,7 @@ class Trainer:
 
     def _restore(self, path: Path) -> None:
         runner_state, agent_state = load_checkpoint(path, expected_agent=self.agent_name)
+        self.last_checkpoint = path
         self.agent.load_state_dict(agent_state["agent"])
         torch.set_rng_state(agent_state["torch_rng"])
         if self.agent.replay is not None and (path / "replay").is_dir():
@@ -150,11 +152,21 @@ class Trainer:
             self.evaluations = [e for e in json.loads(eval_path.read_text())["evaluations"] if e["step"] <= self.step]
 
     def checkpoint(self) -> Path:
-        replay = self.agent.replay
+        started, replay = time.monotonic(), self.agent.replay
         agent_state = {"agent": self.agent.state_dict(), "torch_rng": torch.get_rng_state()}
         within = (self.phase_index, self.phase_progress) if self.phase_index < len(self.phases) else None
-        return save_checkpoint(self.run_dir / "checkpoints", self.step, agent_state, self.runner_state(),
-                               replay.save if replay is not None else None, self.run.keep_checkpoints, within)
+        previous = self.last_checkpoint / "replay" if self.last_checkpoint is not None else None
+
+        def save_replay(directory: Path) -> None:  # filled blocks; unchanged ones shared with ``previous``
+            replay.save(directory, reuse_from=previous, progress=lambda done, total: self.logger.progress(
+                self.step, f"writing checkpoint: replay block {done}/{total}"))
+
+        path = save_checkpoint(self.run_dir / "checkpoints", self.step, agent_state, self.runner_state(),
+                               save_replay if replay is not None else None, self.run.keep_checkpoints, within)
+        self.last_checkpoint, seconds = path, time.monotonic() - started
+        if seconds > 2:
+            self.logger.message(f"[checkpoint] {path.name} written in {seconds:.1f} s")
+        return path
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> None:
@@ -167,7 +179,7 @@ class Trainer:
         eval_seed = int(np.random.SeedSequence([self.run.seed, 7_777, self.step]).generate_state(1)[0])
         env_kwargs = self.run.env_kwargs | options
         result = evaluate_agent(self.agent, self.run.env_id, self.run.eval_episodes, eval_seed, self.run.env_protocol,
-                                env_kwargs=env_kwargs)
+                                env_kwargs=env_kwargs, progress=self.evaluation_progress)
         extra: dict[str, Any] = dict(result.extra) | options
         scalars = {f"eval/{name}": value for name, value in result.extra.items()}
         for name, value in (self.after_evaluation(self.step, result.returns) if self.after_evaluation else {}).items():
@@ -187,6 +199,9 @@ class Trainer:
         if self.run.capture_video:
             record_video(self.agent, self.run.env_id, self.run_dir / "videos" / f"eval_step_{self.step}{suffix}.gif",
                          eval_seed, self.run.env_protocol, env_kwargs=env_kwargs)
+
+    def evaluation_progress(self, episodes_done: int, episodes: int, steps: int) -> None:
+        self.logger.progress(self.step, f"evaluating: {episodes_done}/{episodes} episodes, {steps} steps")
 
     # ------------------------------------------------------------------ phases
     def run_phase(self, phase: Phase) -> None:
@@ -225,15 +240,17 @@ class Trainer:
             self.logger.hyperparameters(self.resolved_config())
             if self.run.env_protocol:
                 self.logger.message(f"Atari protocol: {protocol(self.run.env_protocol).describe()}")
-        while self.phase_index < len(self.phases):
-            self.run_phase(self.phases[self.phase_index])
-        if env_loop:
-            self.online_loop()
-        elif self.resumed_phase != "online" or not self.evaluations:
-            self.evaluate()
-            self.checkpoint()
-        self.logger.close()
-        self.envs.close()
+        try:
+            while self.phase_index < len(self.phases):
+                self.run_phase(self.phases[self.phase_index])
+            if env_loop:
+                self.online_loop()
+            elif self.resumed_phase != "online" or not self.evaluations:
+                self.evaluate()
+                self.checkpoint()
+        finally:  # a failed run's folder may be removed next: its log files must be closed first
+            self.logger.close()
+            self.envs.close()
         return self.run_dir
 
     def make_envs(self, num_envs: int, seed: int, **options: Any) -> Any:
@@ -318,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     with new_run_dir(run, agent_name) as run_dir:
         trainer = Trainer(agent_name, run, config, run_dir)
         write_json_atomic(run_dir / "config.json", trainer.resolved_config())
-        print(f"run directory: {run_dir}", file=sys.stderr)
+        trainer.logger.message(f"run directory: {run_dir}")  # above the progress bar, not on its line
         trainer.train(phases=registry.runner_phases(agent_name, trainer.agent, run),
                       env_loop=registry.AGENTS[agent_name].env_loop)
     final = trainer.evaluations[-1]
