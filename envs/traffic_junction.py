@@ -127,10 +127,10 @@ class TrafficJunctionSim(TeamSim):
         self.action_space = gym.spaces.Discrete(2)
         self._cell_word = 1 + self.nmax
         self._route_word = self._cell_word + self.map.size * self.map.size
-        self._tables = build_tables(
-            self.map, self.nmax, layout, self.vision, self._cell_word, self._route_word
-        )
         self.vocab_size = self._route_word + self.map.num_routes + int(self.map.blocks.any())  # + block
+        self._tables = build_tables(
+            self.map, self.nmax, layout, self.vision, self._cell_word, self._route_word, self.vocab_size
+        )
         self.observation_space = gym.spaces.MultiBinary(self.window**2 * self.vocab_size)
 
         A, B = self.nmax, num_envs
@@ -146,8 +146,10 @@ class TrafficJunctionSim(TeamSim):
         self._crash_cells: np.ndarray | None = None  # crash_cell, once asked for or loaded
         self._game_bins = np.repeat(np.arange(B)[None] * self._tables.crash_bins, A, axis=0)
         self._n_bins = B * self._tables.crash_bins
-        j, _, b = np.meshgrid(np.arange(A), np.arange(A), np.arange(B), indexing="ij")  # car pairs [A, A, B]
+        j, k, b = np.meshgrid(np.arange(A), np.arange(A), np.arange(B), indexing="ij")  # car pairs [A, A, B]
         self._pair_row = ((b * A + j) * self.observation_space.shape[0]).ravel()  # the observer's row
+        self._others = (j != k)[..., :1]  # [A, A, 1]: pairs of two different cars
+        self._pairs = np.zeros((A, A, B), bool)  # same-cell pairs of different cars (vision 0)
         self.t = np.zeros(B, np.int64)
         self.p_arrive = np.zeros(B, np.float64)
         self.max_active = np.zeros(B, np.int64)
@@ -191,71 +193,73 @@ class TrafficJunctionSim(TeamSim):
         self.p_arrive[mask] = self.p_arrive_default
         self.max_active[mask] = self.max_active_default
         self._set_cap()
+        if self._noise is not None:
+            self._noise.wants = None  # p_arrive may have changed
         if mask.all():
             self._tau_bound = 0
 
     def draw_noise(self) -> ArrivalNoise:
         """The random numbers of the next step (what :meth:`step` would use)."""
-        uniforms, _ = self._next_uniforms()
+        uniforms, _, _ = self._next_uniforms()
         S = self.map.num_sources
         return ArrivalNoise(uniforms[:S].T, uniforms[S : 2 * S].T, uniforms[2 * S :].T)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        uniforms, starts = self._next_uniforms()
-        S = self.map.num_sources
-        return self._advance(actions, uniforms[:S], uniforms[2 * S :], starts)
+        uniforms, starts, wants = self._next_uniforms()
+        return self._advance(actions, wants, uniforms[2 * self.map.num_sources :], starts)
 
     def step_with_noise(self, actions: np.ndarray, noise: ArrivalNoise) -> tuple[np.ndarray, ...]:
         """:meth:`step` with its random numbers given (tests replay them into other implementations)."""
-        starts = self._arrivals.route_starts(noise.route.T)
-        return self._advance(actions, noise.arrive.T, noise.slot_keys.T, starts)
+        wants = (noise.arrive.T < self.p_arrive).astype(np.float32)
+        return self._advance(actions, wants, noise.slot_keys.T, self._arrivals.route_starts(noise.route.T))
 
     def _advance(
-        self, actions: np.ndarray, arrive_u: np.ndarray, slot_keys: np.ndarray, starts: np.ndarray
+        self, actions: np.ndarray, wants: np.ndarray, slot_keys: np.ndarray, starts: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One step of every game; the uniforms are slot-major (``[S, B]``, ``[A, B]``)."""
+        """One step of every game; the random inputs are slot-major (``[S, B]``, ``[A, B]``)."""
         tables = self._tables
         brake = np.not_equal(np.asarray(actions).reshape(self.num_envs, self.nmax).T, GAS)
         moved = tables.move.take(self._code + brake, axis=0)  # next code, 2 if it was on the board
         self._tau2 += moved[..., 1]
         after = tables.after.take(moved[..., 0], axis=0)  # crash bin, still on the board, settled code
-        stays = after[..., 1]
+        stays = np.ascontiguousarray(after[..., 1])  # read four times below
         bins = after[..., 0] + self._game_bins
         crashed = np.bincount(bins.ravel(), minlength=self._n_bins).take(bins) > 1  # another car in its cell
         self._tau_bound += 1
         if 2 * self._tau_bound + 2 > len(self._reward_of):
             self._reward_of = self._reward_table(4 * self._tau_bound + 2)
-        rewards = self._reward_of.take((self._tau2 + crashed).T)
+        rewards = self._reward_of.take(self._tau2 + crashed).T  # a view, batch-first
         self._crashes += crashed
         self._crash_code, self._crashed, self._crash_cells = moved[..., 0], crashed, None
         self._tau2 *= stays
-        arrivals = self._arrivals.changes(
-            stays, arrive_u, self.p_arrive, slot_keys, starts, self._cap_position
-        )
+        arrivals = self._arrivals.changes(stays, wants, slot_keys, starts, self._cap_position)
         self._code = after[..., 2] + arrivals
         self.t += 1
         return rewards, np.zeros(self.num_envs, bool), self.t >= self.max_steps
 
     def observe(self) -> np.ndarray:
         """The words of every car in each car's window, scattered from the car pairs (observer j, seen k)
-        that see each other, found in ``[A, A, B]`` layout so that numpy's inner loops run over the batch."""
+        that see each other, found in ``[A, A, B]`` layout so that numpy's inner loops run over the batch.
+        Vision 0: each car's own words are one row gather; only cars sharing a cell need the pairs."""
         B, A, V, w, v = self.num_envs, self.nmax, self.vocab_size, self.window, self.vision
-        code = self._code
-        sight = self._tables.sight.take(code, axis=0)
-        if v == 0:
-            pair = np.flatnonzero(sight[:, None, :, 0] == sight[None, :, :, 1])  # same cell
+        code, tables = self._code, self._tables
+        if tables.own is not None:
+            obs = tables.own.take(code.T, axis=0)
+            meet = tables.meet.take(code, axis=0)
+            shared = np.equal(meet[:, None, :, 0], meet[None, :, :, 1], out=self._pairs, where=self._others)
+            pair = np.flatnonzero(shared)  # another car in the same cell
             rows = self._pair_row.take(pair)
         else:
+            obs = np.zeros((B, A, w * w * V), np.int8)
+            sight = tables.sight.take(code, axis=0)
             dy = sight[None, :, :, 2] - sight[:, None, :, 0]  # seen row - observer row + v
             dx = sight[None, :, :, 3] - sight[:, None, :, 1]
             pair = np.flatnonzero((dy.view(np.uint16) <= 2 * v) & (dx.view(np.uint16) <= 2 * v))
             rows = self._pair_row.take(pair) + (dy.ravel().take(pair) * w + dx.ravel().take(pair)) * V
         seen = code.take(pair, mode="wrap")  # pair (j, k, b) sees car (k, b): index pair mod A * B
-        words = self._tables.words.take(seen, axis=1)  # [4, pairs]
-        obs = np.zeros((B, A, w * w * V), np.int8)
-        obs.ravel()[(words + rows).ravel()] = 1
-        if self._tables.blocks is not None:
-            obs.reshape(B, A, w * w, V)[..., -1] = self._tables.blocks.take(code.T, axis=0)
+        obs.ravel()[(tables.words.take(seen, axis=1) + rows).ravel()] = 1
+        if tables.blocks is not None:
+            obs.reshape(B, A, w * w, V)[..., -1] = tables.blocks.take(code.T, axis=0)
         return obs
 
     def put_car(self, game: int, slot: int, route: int, cells_travelled: int = 0, tau: int = 0) -> None:
@@ -376,16 +380,16 @@ class TrafficJunctionSim(TeamSim):
         """``[B, A]`` cell index ``y * size + x`` of each car on the board (-1 off the board)."""
         return self.slot_info()["cell"]
 
-    def _next_uniforms(self) -> tuple[np.ndarray, np.ndarray]:
-        """The next step's uniforms ``[2S + A, B]`` and route starts ``[S, B]``, from the current block
-        (a new one when it is used up or ``self.rng`` was replaced)."""
-        block = self._noise
+    def _next_uniforms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The next step's uniforms ``[2S + A, B]``, route starts ``[S, B]`` and wants ``[S, B]``, from the
+        current block (a new one when it is used up or ``self.rng`` was replaced)."""
+        block, S = self._noise, self.map.num_sources
         if block is None or block.rng is not self.rng or block.used == len(block.uniforms):
-            block = self._noise = NoiseBlock.draw(
-                self.rng, self.num_envs, self.map.num_sources, self._arrivals, self.nmax
-            )
+            block = self._noise = NoiseBlock.draw(self.rng, self.num_envs, S, self._arrivals, self.nmax)
+        if block.wants is None:
+            block.wants = (block.uniforms[:, :S] < self.p_arrive).astype(np.float32)
         block.used += 1
-        return block.uniforms[block.used - 1], block.starts[block.used - 1]
+        return block.uniforms[block.used - 1], block.starts[block.used - 1], block.wants[block.used - 1]
 
     def _set_cap(self) -> None:
         capped = (self.max_active < self.nmax).any()

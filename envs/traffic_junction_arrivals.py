@@ -22,34 +22,33 @@ NOISE_BLOCK = 16  # steps of random numbers drawn at once by ``TrafficJunctionSi
 
 
 class Arrivals:
-    """The arrival matrices and buffers of ``games`` games with ``slots`` slots and ``sources`` sources
-    of ``routes_per_source`` routes each; ``start [S * (K+1)]`` is the code change from off the board to
-    each route's first cell (``JunctionTables.start``)."""
+    """The arrival matrix and buffers of ``games`` games with ``slots`` slots and ``sources`` sources of
+    ``routes_per_source`` routes each; ``start [S * (K+1)]`` is the code change from off the board to each
+    route's first cell (``JunctionTables.start``). One matmul ``matrix @ rows`` gives the targets ``[S, B]``
+    and the ranks ``[A, B]`` as flat positions; ``rows`` holds [wants of each source; cars on the board;
+    pair comparisons; 1; game]."""
 
     def __init__(self, games: int, slots: int, sources: int, routes_per_source: int, start: np.ndarray):
         B, A, S = games, slots, sources
-        game = np.arange(B, dtype=np.float32)[None]
-        self.games, self.sources, self.routes_per_source, self.start = B, S, routes_per_source, start
-        self.start_offset = np.arange(S)[:, None] * (routes_per_source + 1)
-        # targets: B * (wanting sources before s + cars on the board + spare * (1 - wants_s)) + game
-        spare = A + S + 1
-        self.positions = B * (2 * spare + 1)
-        self.unwritten = self.positions - 1
-        wants = np.tril(np.ones((S, S)), -1) - spare * np.eye(S)
-        self.target_matrix = np.hstack(
-            [B * wants, np.full((S, A), B), np.full((S, 1), B * spare), np.ones((S, 1))]
-        ).astype(np.float32)
-        self.target_rows = np.vstack([np.zeros((S + A, B)), np.ones((1, B)), game]).astype(np.float32)
-        # ranks from the slot pairs (i < j): j ranks below i if key_j < key_i, else i below j
-        first, second = np.triu_indices(A, 1)
+        self.games, self.slots, self.sources, self.routes_per_source = B, A, S, routes_per_source
+        self.start, self.start_offset = start, np.arange(S)[:, None] * (routes_per_source + 1)
+        first, second = np.triu_indices(A, 1)  # slot pairs i < j: j ranks below i if key_j < key_i
         P = self.pair_count = len(first)
         self.pair_slots = np.concatenate([first, second])
-        below = np.zeros((A, P))
-        below[first, np.arange(P)], below[second, np.arange(P)] = 1, -1
-        self.rank_matrix = np.hstack([B * below, B * np.arange(A)[:, None], np.ones((A, 1))]).astype(
-            np.float32
-        )
-        self.rank_rows = np.vstack([np.zeros((P, B)), np.ones((1, B)), game]).astype(np.float32)
+        spare = (
+            A + S + 1
+        )  # targets: B * (wanting before s + cars on the board + spare * (1 - wants_s)) + game
+        self.positions = B * (2 * spare + 1)
+        self.unwritten = self.positions - 1
+        matrix = np.zeros((S + A, S + A + P + 2))
+        matrix[:S, :S] = B * (np.tril(np.ones((S, S)), -1) - spare * np.eye(S))
+        matrix[:S, S : S + A], matrix[:S, -2] = B, B * spare
+        matrix[S + first, S + A + np.arange(P)], matrix[S + second, S + A + np.arange(P)] = B, -B
+        matrix[S:, -2] = B * np.arange(A)  # slot a starts with the a slots before it below it
+        matrix[:, -1] = 1
+        self.matrix = matrix.astype(np.float32)
+        self.rows = np.zeros((S + A + P + 2, B), np.float32)
+        self.rows[-2], self.rows[-1] = 1, np.arange(B)
 
     def route_starts(self, route_u: np.ndarray) -> np.ndarray:
         """``[..., S, B]`` start code change of the route each source would send (``floor(u K)``)."""
@@ -58,40 +57,39 @@ class Arrivals:
     def changes(
         self,
         stays: np.ndarray,
-        arrive_u: np.ndarray,
-        p_arrive: np.ndarray,
+        wants: np.ndarray,
         slot_keys: np.ndarray,
         starts: np.ndarray,
         cap_position: np.ndarray | None,
     ) -> np.ndarray:
         """``[A, B]`` code change of each slot (0 unless it receives an arrival). ``stays [A, B]``: 1 for
-        cars on the board; ``arrive_u [S, B]``, ``slot_keys [A, B]``: this step's uniforms; ``starts``:
-        :meth:`route_starts`; ``cap_position [B]``: ``B * max_active + game``, or None when uncapped."""
-        S, P = self.sources, self.pair_count
-        rows = self.target_rows  # [wants; on the board; 1; game]
-        np.less(arrive_u, p_arrive, out=rows[:S])
-        rows[S:-2] = stays
-        target = (self.target_matrix @ rows).astype(np.intp)
+        cars on the board; ``wants [S, B]``: 1 where a source sends a car (``u < p_arrive``);
+        ``slot_keys [A, B]``: this step's keys; ``starts``: :meth:`route_starts`; ``cap_position [B]``:
+        ``B * max_active + game``, or None when no game is capped."""
+        S, A, P, rows = self.sources, self.slots, self.pair_count, self.rows
+        rows[:S], rows[S : S + A] = wants, stays
         keys = np.subtract(slot_keys, stays).take(self.pair_slots, axis=0)  # on the board: below 0
-        pairs = self.rank_rows  # [the pair's second slot ranks below its first; 1; game]
-        np.less(keys[P:], keys[:P], out=pairs[:P])
-        rank = (self.rank_matrix @ pairs).astype(np.intp)
+        np.less(keys[P:], keys[:P], out=rows[S + A : S + A + P])
+        positions = (self.matrix @ rows).astype(np.intp)
+        target, rank = positions[:S], positions[S:]
         if cap_position is not None:
             np.putmask(rank, rank >= cap_position, self.unwritten)
         scatter = np.zeros(self.positions, np.int64)
-        np.put(scatter, target, starts)
+        scatter[target] = starts
         return scatter.take(rank)
 
 
 @dataclass
 class NoiseBlock:
     """The uniforms of ``len(uniforms)`` consecutive steps from one draw of ``rng`` (the same numbers as
-    one ``rng.random((B, 2S + A))`` per step), stored ``[step, 2S + A, B]``, with each step's route starts."""
+    one ``rng.random((B, 2S + A))`` per step), stored ``[step, 2S + A, B]``, with each step's route starts
+    and which sources want a car."""
 
     rng: np.random.Generator
     state: dict
     uniforms: np.ndarray
     starts: np.ndarray
+    wants: np.ndarray | None = None  # [step, S, B] float32 for the current p_arrive (None: stale)
     used: int = 0
 
     @classmethod

@@ -22,6 +22,7 @@ from anew.envs.traffic_junction_maps import RoadMap
 # Off-board sentinels of the vision window test: far enough from every cell that no difference of an
 # observer and a seen coordinate involving one of them falls in the window; they fit int16.
 OFF_OBSERVER, OFF_SEEN = 16000, -16000
+OWN_ROWS_BYTES = 1 << 22  # largest per-code table of own-word rows (vision 0) worth a dense gather
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,11 @@ class JunctionTables:
     still on the board after the step, the code it settles to (``OFF`` once it has left) and 0 (rows of
     32 bytes take faster).
     ``on [..]`` bool; ``shown [.., 2]``: (route, cell), -1 off the board; ``cell``: the cell it stands on
-    (-1 none; crashes of the last step). ``sight [.., 2 or 4]``: vision 0:
-    (observer cell, seen cell), off the board -1/-2 so that no pair matches; vision > 0: (observer row - v,
-    observer col - v, seen row, seen col) with far sentinels. ``words [4, ..]``: vocabulary ids (agent,
-    slot id, cell, route). ``blocks [.., window^2]`` int8 or None: the ``block`` word around the car (easy
+    (-1 none; crashes of the last step). ``sight [.., 4]``: (observer row - v, observer col - v, seen row,
+    seen col), far sentinels off the board. ``words [4, ..]``: vocabulary ids (agent,
+    slot id, cell, route). Vision 0 only (else None): ``own [.., V]`` int8, the car's own words as a
+    multi-hot row, and ``meet [.., 2]``: (observer cell, seen cell), off the board -1/-2 so that no pair
+    matches. ``blocks [.., window^2]`` int8 or None: the ``block`` word around the car (easy
     CommNet map only). ``start [S * (K+1)]``: code change from ``OFF`` to the first track of route
     ``floor(u K)`` of each source (the last column repeats the last route: ``u K`` can round up to K).
     """
@@ -52,6 +54,8 @@ class JunctionTables:
     cell: np.ndarray
     sight: np.ndarray
     words: np.ndarray
+    own: np.ndarray | None
+    meet: np.ndarray | None
     blocks: np.ndarray | None
     start: np.ndarray
 
@@ -61,7 +65,7 @@ class JunctionTables:
 
 
 def build_tables(
-    m: RoadMap, slots: int, layout: str, vision: int, cell_word: int, route_word: int
+    m: RoadMap, slots: int, layout: str, vision: int, cell_word: int, route_word: int, vocab_size: int
 ) -> JunctionTables:
     """The tables of map ``m`` with ``slots`` cars per game (see :class:`JunctionTables`)."""
     n_cells, stride = m.size * m.size, int(m.route_len.max()) + 1
@@ -87,17 +91,21 @@ def build_tables(
     move = np.stack([gas, tau_step, brake, tau_step], -1).reshape(-1, 2)  # row code + brake
     bins = np.where(standing, road_index[np.minimum(cell, n_cells - 1)], m.road.sum() + slot)
     after = np.stack([bins, np.broadcast_to(on, code.shape), np.where(on, code, off_code), 0 * code], -1)
-    if vision == 0:
-        sight = np.stack([np.where(on, cell, -1), np.where(on, cell, -2)], -1)
-        sight = sight.astype(np.int8 if n_cells < 127 else np.int16)
-    else:
-        observer = [np.where(on, y - vision, OFF_OBSERVER), np.where(on, x - vision, OFF_OBSERVER)]
-        sight = np.stack([*observer, np.where(on, y, OFF_SEEN), np.where(on, x, OFF_SEEN)], -1).astype(
-            np.int16
-        )
+    observer = [np.where(on, y - vision, OFF_OBSERVER), np.where(on, x - vision, OFF_OBSERVER)]
+    sight = np.stack([*observer, np.where(on, y, OFF_SEEN), np.where(on, x, OFF_SEEN)], -1).astype(np.int16)
     words = np.stack(
         np.broadcast_arrays(0, 1 + slot, cell_word + np.minimum(cell, n_cells - 1), route_word + route), -1
     )
+    words = _doubled(words)
+    own = meet = None
+    if vision == 0 and len(words) * vocab_size <= OWN_ROWS_BYTES:
+        own = np.zeros((len(words), vocab_size), np.int8)
+        np.put_along_axis(own, words, 1, axis=1)
+        own *= _doubled(np.broadcast_to(on, code.shape))[:, None]
+        meet = np.stack([np.where(on, cell, -1), np.where(on, cell, -2)], -1)
+        meet = _doubled(
+            np.broadcast_to(meet, (slots, *meet.shape)).astype(np.int8 if n_cells < 127 else np.int16)
+        )
     shown = np.stack([np.where(on, route, -1), np.where(on, cell, -1)], -1)
     starts = 2 * (m.source_routes * stride - off)
     return JunctionTables(
@@ -110,7 +118,9 @@ def build_tables(
         shown=_doubled(np.broadcast_to(shown, (slots, *shown.shape))),
         cell=_doubled(np.broadcast_to(np.where(standing, cell, -1), code.shape)),
         sight=_doubled(np.broadcast_to(sight, (slots, *sight.shape))),
-        words=np.ascontiguousarray(_doubled(words).T),
+        words=np.ascontiguousarray(words.T),
+        own=own,
+        meet=meet,
         blocks=_block_table(m, vision, cell, on, slots),
         start=np.concatenate([starts, starts[:, -1:]], axis=1).ravel(),
     )
