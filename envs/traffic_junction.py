@@ -9,8 +9,8 @@ import numpy as np
 
 from anew.envs import grid_render
 from anew.envs.multiagent import TeamSim
-from anew.envs.traffic_junction_arrivals import Arrivals, NoiseBlock
 from anew.envs.traffic_junction_maps import road_map
+from anew.envs.traffic_junction_pairs import CarPairs, NoiseBlock
 from anew.envs.traffic_junction_tables import build_tables
 from anew.errors import AnewError
 
@@ -134,22 +134,20 @@ class TrafficJunctionSim(TeamSim):
         self.observation_space = gym.spaces.MultiBinary(self.window**2 * self.vocab_size)
 
         A, B = self.nmax, num_envs
-        self._arrivals = Arrivals(
+        self._car_pairs = CarPairs(
             B, A, self.map.num_sources, self.map.source_routes.shape[1], self._tables.start
         )
         self._noise: NoiseBlock | None = None  # the random numbers of the next steps
         self._slot_block = np.arange(A)[:, None] * self._tables.block
         self._code = np.repeat(2 * (self._slot_block + self._tables.off_track), B, axis=1)  # [A, B]
-        self._tau2 = np.zeros((A, B), np.int64)  # 2 * steps on the board (0 off the board)
+        self._tau_a = np.zeros((A, B), np.int64)  # steps on the board (0 off the board) times A
         self._crashes = np.zeros((A, B), np.int64)  # crashed car-steps per slot this episode
-        self._crash_code, self._crashed = self._code.copy(), np.zeros((A, B), bool)  # the last step's
+        self._crash_bins, self._crashed = np.zeros((A, B), np.int64), np.zeros((A, B), bool)  # last step
         self._crash_cells: np.ndarray | None = None  # crash_cell, once asked for or loaded
-        self._game_bins = np.repeat(np.arange(B)[None] * self._tables.crash_bins, A, axis=0)
-        self._n_bins = B * self._tables.crash_bins
         j, k, b = np.meshgrid(np.arange(A), np.arange(A), np.arange(B), indexing="ij")  # car pairs [A, A, B]
         self._pair_row = ((b * A + j) * self.observation_space.shape[0]).ravel()  # the observer's row
         self._others = (j != k)[..., :1]  # [A, A, 1]: pairs of two different cars
-        self._pairs = np.zeros((A, A, B), bool)  # same-cell pairs of different cars (vision 0)
+        self._cell_mates = np.zeros((A, A, B), bool)  # same-cell pairs of different cars (vision 0)
         self.t = np.zeros(B, np.int64)
         self.p_arrive = np.zeros(B, np.float64)
         self.max_active = np.zeros(B, np.int64)
@@ -157,7 +155,7 @@ class TrafficJunctionSim(TeamSim):
         self.max_active_default = np.array(self.nmax, np.int64)
         self._cap_position: np.ndarray | None = None  # B * max_active + game where a game is capped
         self._tau_bound = 0  # no car has been on the board longer
-        self._reward_of = self._reward_table(2 * self.max_steps + 2)
+        self._reward_of = self._reward_table(self.max_steps + 1)
         self.set_options(
             p_arrive=default_p if p_arrive is None else p_arrive,
             max_active=self.nmax if max_active is None else max_active,
@@ -185,7 +183,7 @@ class TrafficJunctionSim(TeamSim):
         self.set_options(**known)
         mask = np.ones(self.num_envs, bool) if mask is None else np.asarray(mask, bool)
         self._code[:, mask] = 2 * (self._slot_block + self._tables.off_track)
-        for array in (self._tau2, self._crashes, self._crashed):
+        for array in (self._tau_a, self._crashes, self._crashed):
             array[:, mask] = 0
         self.t[mask] = 0
         if self._crash_cells is not None:
@@ -211,29 +209,26 @@ class TrafficJunctionSim(TeamSim):
     def step_with_noise(self, actions: np.ndarray, noise: ArrivalNoise) -> tuple[np.ndarray, ...]:
         """:meth:`step` with its random numbers given (tests replay them into other implementations)."""
         wants = (noise.arrive.T < self.p_arrive).astype(np.float32)
-        return self._advance(actions, wants, noise.slot_keys.T, self._arrivals.route_starts(noise.route.T))
+        return self._advance(actions, wants, noise.slot_keys.T, self._car_pairs.route_starts(noise.route.T))
 
     def _advance(
         self, actions: np.ndarray, wants: np.ndarray, slot_keys: np.ndarray, starts: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One step of every game; the random inputs are slot-major (``[S, B]``, ``[A, B]``)."""
-        tables = self._tables
         brake = np.not_equal(np.asarray(actions).reshape(self.num_envs, self.nmax).T, GAS)
-        moved = tables.move.take(self._code + brake, axis=0)  # next code, 2 if it was on the board
-        self._tau2 += moved[..., 1]
-        after = tables.after.take(moved[..., 0], axis=0)  # crash bin, still on the board, settled code
-        stays = np.ascontiguousarray(after[..., 1])  # read four times below
-        bins = after[..., 0] + self._game_bins
-        crashed = np.bincount(bins.ravel(), minlength=self._n_bins).take(bins) > 1  # another car in its cell
+        step = self._tables.step.take(self._code + brake, axis=0)  # time grows, crash bin, stays, settles to
+        self._tau_a += step[..., 0]
+        bins, stays = step[..., 1], np.ascontiguousarray(step[..., 2])
+        arrivals, mates = self._car_pairs.resolve(bins, stays, wants, slot_keys, starts, self._cap_position)
         self._tau_bound += 1
-        if 2 * self._tau_bound + 2 > len(self._reward_of):
-            self._reward_of = self._reward_table(4 * self._tau_bound + 2)
-        rewards = self._reward_of.take(self._tau2 + crashed).T  # a view, batch-first
+        if (self._tau_bound + 1) * self.nmax > len(self._reward_of):
+            self._reward_of = self._reward_table(2 * (self._tau_bound + 1))
+        rewards = self._reward_of.take(self._tau_a + mates).T  # a view, batch-first
+        crashed = mates > 0  # another car in its cell
         self._crashes += crashed
-        self._crash_code, self._crashed, self._crash_cells = moved[..., 0], crashed, None
-        self._tau2 *= stays
-        arrivals = self._arrivals.changes(stays, wants, slot_keys, starts, self._cap_position)
-        self._code = after[..., 2] + arrivals
+        self._crash_bins, self._crashed, self._crash_cells = bins, crashed, None
+        self._tau_a *= stays
+        self._code = step[..., 3] + arrivals
         self.t += 1
         return rewards, np.zeros(self.num_envs, bool), self.t >= self.max_steps
 
@@ -246,7 +241,9 @@ class TrafficJunctionSim(TeamSim):
         if tables.own is not None:
             obs = tables.own.take(code.T, axis=0)
             meet = tables.meet.take(code, axis=0)
-            shared = np.equal(meet[:, None, :, 0], meet[None, :, :, 1], out=self._pairs, where=self._others)
+            shared = np.equal(
+                meet[:, None, :, 0], meet[None, :, :, 1], out=self._cell_mates, where=self._others
+            )
             pair = np.flatnonzero(shared)  # another car in the same cell
             rows = self._pair_row.take(pair)
         else:
@@ -272,7 +269,7 @@ class TrafficJunctionSim(TeamSim):
         self._code[slot, game] = 2 * (
             slot * self._tables.block + route * self._tables.stride + cells_travelled
         )
-        self._tau2[slot, game] = 2 * tau
+        self._tau_a[slot, game] = self.nmax * tau
         self._tau_bound = max(self._tau_bound, tau)
 
     def active(self) -> np.ndarray:
@@ -282,7 +279,7 @@ class TrafficJunctionSim(TeamSim):
     def crash_cell(self) -> np.ndarray:
         """``[B, A]`` cell of each car's crash in the last step, -1 if it did not crash (the picture)."""
         if self._crash_cells is None:
-            cells = np.where(self._crashed, self._tables.cell.take(self._crash_code), -1)
+            cells = np.where(self._crashed, self._tables.bin_cell.take(self._crash_bins), -1)
             self._crash_cells = np.ascontiguousarray(cells.T)
         return self._crash_cells
 
@@ -292,7 +289,7 @@ class TrafficJunctionSim(TeamSim):
             "route": self.slot_info()["route"],
             "track": self._code.T // 2 - self._slot_block.T,
             "on_board": on,
-            "tau": self._tau2.T // 2,
+            "tau": self._tau_a.T // self.nmax,
             "t": self.t,
             "crashes": self._crashes.T,
             "crash_cell": self.crash_cell,
@@ -316,7 +313,7 @@ class TrafficJunctionSim(TeamSim):
 
         track = np.where(slotted("on_board", bool), slotted("track", np.int64), self._tables.off_track)
         self._code = 2 * (self._slot_block + track)
-        self._tau2 = 2 * slotted("tau", np.int64)
+        self._tau_a = self.nmax * slotted("tau", np.int64)
         self._crashes = slotted("crashes", np.int64)
         self._crash_cells = np.asarray(arrays["crash_cell"], np.int64).reshape(B, A).copy()
         self._crashed = self._crash_cells.T >= 0
@@ -327,7 +324,7 @@ class TrafficJunctionSim(TeamSim):
         self.max_active_default = np.array(arrays["max_active_default"], np.int64).reshape(())
         self._capped = bool((self.max_active < self.nmax).any())
         self._cap_position = self.num_envs * self.max_active + np.arange(self.num_envs)
-        self._tau_bound = int(self._tau2.max(initial=0)) // 2
+        self._tau_bound = int(self._tau_a.max(initial=0)) // self.nmax
         self.rng.bit_generator.state = state["rng"]
 
     def slot_info(self) -> dict[str, np.ndarray]:
@@ -385,7 +382,7 @@ class TrafficJunctionSim(TeamSim):
         current block (a new one when it is used up or ``self.rng`` was replaced)."""
         block, S = self._noise, self.map.num_sources
         if block is None or block.rng is not self.rng or block.used == len(block.uniforms):
-            block = self._noise = NoiseBlock.draw(self.rng, self.num_envs, S, self._arrivals, self.nmax)
+            block = self._noise = NoiseBlock.draw(self.rng, self.num_envs, S, self._car_pairs, self.nmax)
         if block.wants is None:
             block.wants = (block.uniforms[:, :S] < self.p_arrive).astype(np.float32)
         block.used += 1
@@ -395,10 +392,11 @@ class TrafficJunctionSim(TeamSim):
         capped = (self.max_active < self.nmax).any()
         self._cap_position = self.num_envs * self.max_active + np.arange(self.num_envs) if capped else None
 
-    def _reward_table(self, rows: int) -> np.ndarray:
-        """Reward at ``2 * tau + crashed``, computed in float64 as the rule says, then stored float32."""
-        tau, crashed = np.divmod(np.arange(rows), 2)
-        return (tau * -self.time_penalty - crashed * self.coll_pen).astype(np.float32)
+    def _reward_table(self, steps: int) -> np.ndarray:
+        """Reward at ``tau * A + cell mates`` for tau < ``steps``, computed in float64 as the rule says (the
+        crash penalty once, however many cars share the cell), then stored float32."""
+        tau, mates = np.divmod(np.arange(steps * self.nmax), self.nmax)
+        return (tau * -self.time_penalty - (mates > 0) * self.coll_pen).astype(np.float32)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

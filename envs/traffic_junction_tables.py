@@ -29,13 +29,12 @@ OWN_ROWS_BYTES = 1 << 22  # largest per-code table of own-word rows (vision 0) w
 class JunctionTables:
     """Per-code tables of one junction (``A`` slots). Rows are indexed by a code (``move``: code + brake).
 
-    ``move [2*A*block, 2]``: the next code and 2 if the car is on the board at the step start (its time on
-    the board grows; times are stored doubled). ``after [.., 4]``, at a code just moved to: the crash bin
-    (its road cell's index if it stands on one, else ``road cells + slot``, a bin of its own), 1 if it is
-    still on the board after the step, the code it settles to (``OFF`` once it has left) and 0 (rows of
-    32 bytes take faster).
-    ``on [..]`` bool; ``shown [.., 2]``: (route, cell), -1 off the board; ``cell``: the cell it stands on
-    (-1 none; crashes of the last step). ``sight [.., 4]``: (observer row - v, observer col - v, seen row,
+    ``step [2*A*block, 4]``, at ``code + brake``: what the step does to the car: ``slots`` if it is on
+    the board at the step start (its time on the board grows; times are stored times ``slots`` so that
+    time + cell mates indexes the rewards), its crash bin (the road cell it moves to, else ``road cells +
+    slot``: a bin of its own), 1 if it is still on the board after the step, and the code it settles to
+    (``OFF`` once it has left). ``bin_cell [road cells + A]``: the cell of a crash bin (-1 for the others).
+    ``on [..]`` bool; ``shown [.., 2]``: (route, cell), -1 off the board. ``sight [.., 4]``: (observer row - v, observer col - v, seen row,
     seen col), far sentinels off the board. ``words [4, ..]``: vocabulary ids (agent,
     slot id, cell, route). Vision 0 only (else None): ``own [.., V]`` int8, the car's own words as a
     multi-hot row, and ``meet [.., 2]``: (observer cell, seen cell), off the board -1/-2 so that no pair
@@ -46,12 +45,10 @@ class JunctionTables:
 
     block: int
     stride: int
-    crash_bins: int
-    move: np.ndarray
-    after: np.ndarray
+    step: np.ndarray
+    bin_cell: np.ndarray
     on: np.ndarray
     shown: np.ndarray
-    cell: np.ndarray
     sight: np.ndarray
     words: np.ndarray
     own: np.ndarray | None
@@ -86,11 +83,14 @@ def build_tables(
     slot = np.arange(slots)[:, None]
     code = 2 * (slot * block + track)  # [A, block]
     off_code = 2 * (slot * block + off)
-    gas, brake = np.where(on, code + 2, off_code), np.where(on, code, off_code)
-    tau_step = np.broadcast_to(2 * on, code.shape)
-    move = np.stack([gas, tau_step, brake, tau_step], -1).reshape(-1, 2)  # row code + brake
-    bins = np.where(standing, road_index[np.minimum(cell, n_cells - 1)], m.road.sum() + slot)
-    after = np.stack([bins, np.broadcast_to(on, code.shape), np.where(on, code, off_code), 0 * code], -1)
+    moved = np.stack([np.where(on, track + 1, off), np.where(on, track, off)])  # [gas/brake, block]
+    stands = standing[moved]
+    bins = np.where(stands, road_index[np.minimum(cell[moved], n_cells - 1)], m.road.sum() + slot[:, None])
+    stays = on[moved]
+    settled = np.where(stays, 2 * (slot[:, None] * block + moved), off_code[:, None])
+    grows = np.broadcast_to(slots * on, stays.shape)
+    step = np.stack(np.broadcast_arrays(grows, bins, stays, settled), -1)  # [A, action, block, 4]
+    step = step.transpose(0, 2, 1, 3).reshape(-1, 4)  # row code + brake
     observer = [np.where(on, y - vision, OFF_OBSERVER), np.where(on, x - vision, OFF_OBSERVER)]
     sight = np.stack([*observer, np.where(on, y, OFF_SEEN), np.where(on, x, OFF_SEEN)], -1).astype(np.int16)
     words = np.stack(
@@ -111,12 +111,10 @@ def build_tables(
     return JunctionTables(
         block=block,
         stride=stride,
-        crash_bins=int(m.road.sum()) + slots,
-        move=move,
-        after=_doubled(after),
+        step=np.ascontiguousarray(step),
+        bin_cell=np.concatenate([np.flatnonzero(m.road.ravel()), np.full(slots, -1)]),
         on=_doubled(np.broadcast_to(on, code.shape)),
         shown=_doubled(np.broadcast_to(shown, (slots, *shown.shape))),
-        cell=_doubled(np.broadcast_to(np.where(standing, cell, -1), code.shape)),
         sight=_doubled(np.broadcast_to(sight, (slots, *sight.shape))),
         words=np.ascontiguousarray(words.T),
         own=own,

@@ -1,15 +1,18 @@
-"""Arrivals of the batched traffic junction with no loop over sources or games, and the step's random
-numbers drawn a block of steps at a time.
+"""What a traffic-junction step decides by comparing the cars of one game, for every game at once, and the
+step's random numbers drawn a block of steps at a time.
 
-Arrivals (Lua ``Traffic:add_agents``): each source in turn, unless ``max_active`` cars are on the board,
-with probability ``p_arrive`` puts the free slot with the smallest random key on its cell. Equivalently:
-rank a game's slots (cars on the board first, then free slots by key, ties by slot); source s, if it
-wants a car, takes the slot of rank ``cars on the board + wanting sources before s`` unless that rank
-reaches the cap. Ranks and targets are small integer matrices times 0/1 rows, so two float32 matmuls give
-them as flat positions ``rank * B + game`` (exact: every value is a small integer): targets scatter their
-route's start there and slots gather it. The target of a source that wants no car, or of one past nmax,
-lands in a spare region no slot reads; a slot ranked at or past ``max_active`` reads a spare position that
-nothing writes.
+Crashes: a car crashes when another car stands in its cell. Arrivals (Lua ``Traffic:add_agents``): each
+source in turn, unless ``max_active`` cars are on the board, with probability ``p_arrive`` puts the free
+slot with the smallest random key on its cell. Equivalently: rank a game's slots (cars on the board first,
+then free slots by key, ties by slot); source s, if it wants a car, takes the slot of rank ``cars on the
+board + wanting sources before s`` unless that rank reaches the cap.
+
+Both are counts over the slot pairs (i < j) of a game (same cell? j's key below i's?) and over the sources,
+so one float32 matmul of a small integer matrix with 0/1 rows gives, per game, every car's cell mates, and
+the ranks and targets as flat positions ``rank * B + game`` (exact: all values are small integers).
+Targets scatter their route's start there and slots gather it. The target of a source that wants no car,
+or of one past nmax, lands in a spare region no slot reads; a slot ranked at or past ``max_active`` reads a
+spare position that nothing writes.
 """
 
 from __future__ import annotations
@@ -21,18 +24,18 @@ import numpy as np
 NOISE_BLOCK = 16  # steps of random numbers drawn at once by ``TrafficJunctionSim.step``
 
 
-class Arrivals:
-    """The arrival matrix and buffers of ``games`` games with ``slots`` slots and ``sources`` sources of
+class CarPairs:
+    """The matrix and buffers of ``games`` games with ``slots`` slots and ``sources`` sources of
     ``routes_per_source`` routes each; ``start [S * (K+1)]`` is the code change from off the board to each
-    route's first cell (``JunctionTables.start``). One matmul ``matrix @ rows`` gives the targets ``[S, B]``
-    and the ranks ``[A, B]`` as flat positions; ``rows`` holds [wants of each source; cars on the board;
-    pair comparisons; 1; game]."""
+    route's first cell (``JunctionTables.start``). ``matrix @ rows`` gives [targets ``S``; ranks ``A``;
+    cell mates ``A``] per game; ``rows`` holds [wants of each source; cars on the board; pairs with the
+    second key below; pairs in one cell; 1; game]."""
 
     def __init__(self, games: int, slots: int, sources: int, routes_per_source: int, start: np.ndarray):
         B, A, S = games, slots, sources
         self.games, self.slots, self.sources, self.routes_per_source = B, A, S, routes_per_source
         self.start, self.start_offset = start, np.arange(S)[:, None] * (routes_per_source + 1)
-        first, second = np.triu_indices(A, 1)  # slot pairs i < j: j ranks below i if key_j < key_i
+        first, second = np.triu_indices(A, 1)
         P = self.pair_count = len(first)
         self.pair_slots = np.concatenate([first, second])
         spare = (
@@ -40,43 +43,49 @@ class Arrivals:
         )  # targets: B * (wanting before s + cars on the board + spare * (1 - wants_s)) + game
         self.positions = B * (2 * spare + 1)
         self.unwritten = self.positions - 1
-        matrix = np.zeros((S + A, S + A + P + 2))
+        keys, cells = S + A + np.arange(P), S + A + P + np.arange(P)  # columns of the pair rows
+        matrix = np.zeros((S + 2 * A, S + A + 2 * P + 2))
         matrix[:S, :S] = B * (np.tril(np.ones((S, S)), -1) - spare * np.eye(S))
         matrix[:S, S : S + A], matrix[:S, -2] = B, B * spare
-        matrix[S + first, S + A + np.arange(P)], matrix[S + second, S + A + np.arange(P)] = B, -B
-        matrix[S:, -2] = B * np.arange(A)  # slot a starts with the a slots before it below it
-        matrix[:, -1] = 1
+        matrix[S + first, keys], matrix[S + second, keys] = B, -B  # j below i: i's rank + 1, else j's
+        matrix[S : S + A, -2] = B * np.arange(A)  # slot a starts with the a slots before it below it
+        matrix[: S + A, -1] = 1
+        matrix[S + A + first, cells], matrix[S + A + second, cells] = 1, 1
         self.matrix = matrix.astype(np.float32)
-        self.rows = np.zeros((S + A + P + 2, B), np.float32)
+        self.rows = np.zeros((S + A + 2 * P + 2, B), np.float32)
         self.rows[-2], self.rows[-1] = 1, np.arange(B)
 
     def route_starts(self, route_u: np.ndarray) -> np.ndarray:
         """``[..., S, B]`` start code change of the route each source would send (``floor(u K)``)."""
         return self.start.take((route_u * self.routes_per_source).astype(np.intp) + self.start_offset)
 
-    def changes(
+    def resolve(
         self,
+        cells: np.ndarray,
         stays: np.ndarray,
         wants: np.ndarray,
         slot_keys: np.ndarray,
         starts: np.ndarray,
         cap_position: np.ndarray | None,
-    ) -> np.ndarray:
-        """``[A, B]`` code change of each slot (0 unless it receives an arrival). ``stays [A, B]``: 1 for
-        cars on the board; ``wants [S, B]``: 1 where a source sends a car (``u < p_arrive``);
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``([A, B]`` code change of each slot (0 unless it receives an arrival), ``[A, B]`` other cars in
+        its cell). ``cells [A, B]``: crash bins (equal for two cars on one cell, else different);
+        ``stays [A, B]``: 1 for cars on the board; ``wants [S, B]``: 1 where a source sends a car;
         ``slot_keys [A, B]``: this step's keys; ``starts``: :meth:`route_starts`; ``cap_position [B]``:
         ``B * max_active + game``, or None when no game is capped."""
         S, A, P, rows = self.sources, self.slots, self.pair_count, self.rows
         rows[:S], rows[S : S + A] = wants, stays
         keys = np.subtract(slot_keys, stays).take(self.pair_slots, axis=0)  # on the board: below 0
         np.less(keys[P:], keys[:P], out=rows[S + A : S + A + P])
-        positions = (self.matrix @ rows).astype(np.intp)
-        target, rank = positions[:S], positions[S:]
+        cells = cells.take(self.pair_slots, axis=0)
+        np.equal(cells[:P], cells[P:], out=rows[S + A + P : S + A + 2 * P])
+        counts = (self.matrix @ rows).astype(np.intp)
+        target, rank, mates = counts[:S], counts[S : S + A], counts[S + A :]
         if cap_position is not None:
             np.putmask(rank, rank >= cap_position, self.unwritten)
         scatter = np.zeros(self.positions, np.int64)
         scatter[target] = starts
-        return scatter.take(rank)
+        return scatter.take(rank), mates
 
 
 @dataclass
@@ -94,11 +103,11 @@ class NoiseBlock:
 
     @classmethod
     def draw(
-        cls, rng: np.random.Generator, games: int, sources: int, arrivals: Arrivals, slots: int
+        cls, rng: np.random.Generator, games: int, sources: int, pairs: CarPairs, slots: int
     ) -> NoiseBlock:
         state = rng.bit_generator.state
         uniforms = rng.random((NOISE_BLOCK, games, 2 * sources + slots)).transpose(0, 2, 1).copy()
-        return cls(rng, state, uniforms, arrivals.route_starts(uniforms[:, sources : 2 * sources]))
+        return cls(rng, state, uniforms, pairs.route_starts(uniforms[:, sources : 2 * sources]))
 
     def state_now(self) -> dict:
         """The generator state after the steps used so far, as if each step had drawn its own numbers."""
