@@ -134,9 +134,8 @@ class TrafficJunctionSim(TeamSim):
         self.observation_space = gym.spaces.MultiBinary(self.window**2 * self.vocab_size)
 
         A, B = self.nmax, num_envs
-        self._car_pairs = CarPairs(
-            B, A, self.map.num_sources, self.map.source_routes.shape[1], self._tables.start
-        )
+        routes_per_source, bins = self.map.source_routes.shape[1], len(self._tables.bin_cell)
+        self._car_pairs = CarPairs(B, A, self.map.num_sources, routes_per_source, self._tables.start, bins)
         self._noise: NoiseBlock | None = None  # the random numbers of the next steps
         self._slot_block = np.arange(A)[:, None] * self._tables.block
         self._code = np.repeat(2 * (self._slot_block + self._tables.off_track), B, axis=1)  # [A, B]

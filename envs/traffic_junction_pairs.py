@@ -22,38 +22,47 @@ from dataclasses import dataclass
 import numpy as np
 
 NOISE_BLOCK = 16  # steps of random numbers drawn at once by ``TrafficJunctionSim.step``
+PAIR_SLOTS = 10  # up to this many slots per game, crashes and ranks come from comparing slot pairs
 
 
 class CarPairs:
     """The matrix and buffers of ``games`` games with ``slots`` slots and ``sources`` sources of
     ``routes_per_source`` routes each; ``start [S * (K+1)]`` is the code change from off the board to each
-    route's first cell (``JunctionTables.start``). ``matrix @ rows`` gives [targets ``S``; ranks ``A``;
-    cell mates ``A``] per game; ``rows`` holds [wants of each source; cars on the board; pairs with the
-    second key below; pairs in one cell; 1; game]."""
+    route's first cell (``JunctionTables.start``); ``bins`` crash bins per game. ``rows`` holds [wants of
+    each source; cars on the board; 1; game], then, up to ``PAIR_SLOTS`` slots, [pairs whose second key
+    is below; pairs in one cell], and ``matrix @ rows`` gives [targets ``S``; ranks ``A``; cell mates
+    ``A``]. With more slots (A^2 pairs cost more than they save) ranks come from a sort and cell mates
+    from a bincount."""
 
-    def __init__(self, games: int, slots: int, sources: int, routes_per_source: int, start: np.ndarray):
+    def __init__(
+        self, games: int, slots: int, sources: int, routes_per_source: int, start: np.ndarray, bins: int
+    ):
         B, A, S = games, slots, sources
         self.games, self.slots, self.sources, self.routes_per_source = B, A, S, routes_per_source
         self.start, self.start_offset = start, np.arange(S)[:, None] * (routes_per_source + 1)
         first, second = np.triu_indices(A, 1)
-        P = self.pair_count = len(first)
+        self.compare_pairs = A <= PAIR_SLOTS
+        P = self.pair_count = len(first) if self.compare_pairs else 0
         self.pair_slots = np.concatenate([first, second])
-        spare = (
-            A + S + 1
-        )  # targets: B * (wanting before s + cars on the board + spare * (1 - wants_s)) + game
+        spare = A + S + 1  # targets: B * (wanting before s + cars on the board + spare * (1 - wants)) + game
         self.positions = B * (2 * spare + 1)
         self.unwritten = self.positions - 1
-        keys, cells = S + A + np.arange(P), S + A + P + np.arange(P)  # columns of the pair rows
-        matrix = np.zeros((S + 2 * A, S + A + 2 * P + 2))
+        n = S + A + 2  # columns of [wants; on the board; 1; game]
+        matrix = np.zeros((S + 2 * A if P else S, n + 2 * P))
         matrix[:S, :S] = B * (np.tril(np.ones((S, S)), -1) - spare * np.eye(S))
-        matrix[:S, S : S + A], matrix[:S, -2] = B, B * spare
-        matrix[S + first, keys], matrix[S + second, keys] = B, -B  # j below i: i's rank + 1, else j's
-        matrix[S : S + A, -2] = B * np.arange(A)  # slot a starts with the a slots before it below it
-        matrix[: S + A, -1] = 1
-        matrix[S + A + first, cells], matrix[S + A + second, cells] = 1, 1
+        matrix[:S, S : S + A], matrix[:S, n - 2], matrix[: S + A, n - 1] = B, B * spare, 1
+        if P:
+            keys, cells = n + np.arange(P), n + P + np.arange(P)
+            matrix[S + first, keys], matrix[S + second, keys] = B, -B  # j below i: i's rank + 1, else j's
+            matrix[S : S + A, n - 2] = B * np.arange(A)  # slot a starts with the a slots before it below
+            matrix[S + A + first, cells], matrix[S + A + second, cells] = 1, 1
         self.matrix = matrix.astype(np.float32)
-        self.rows = np.zeros((S + A + 2 * P + 2, B), np.float32)
-        self.rows[-2], self.rows[-1] = 1, np.arange(B)
+        self.rows = np.zeros((n + 2 * P, B), np.float32)
+        self.rows[n - 2], self.rows[n - 1] = 1, np.arange(B)
+        self.game_bins = np.repeat(np.arange(B)[None] * bins, A, axis=0)  # the sort-and-bincount way
+        self.bin_count = B * bins
+        self.rank_positions = B * np.arange(A)[None] + np.arange(B)[:, None]  # [B, rank]
+        self.rank_slots = np.arange(B)[:, None]
 
     def route_starts(self, route_u: np.ndarray) -> np.ndarray:
         """``[..., S, B]`` start code change of the route each source would send (``floor(u K)``)."""
@@ -75,12 +84,21 @@ class CarPairs:
         ``B * max_active + game``, or None when no game is capped."""
         S, A, P, rows = self.sources, self.slots, self.pair_count, self.rows
         rows[:S], rows[S : S + A] = wants, stays
-        keys = np.subtract(slot_keys, stays).take(self.pair_slots, axis=0)  # on the board: below 0
-        np.less(keys[P:], keys[:P], out=rows[S + A : S + A + P])
-        cells = cells.take(self.pair_slots, axis=0)
-        np.equal(cells[:P], cells[P:], out=rows[S + A + P : S + A + 2 * P])
-        counts = (self.matrix @ rows).astype(np.intp)
-        target, rank, mates = counts[:S], counts[S : S + A], counts[S + A :]
+        keys = np.subtract(slot_keys, stays)  # cars on the board below 0: ranked first
+        if self.compare_pairs:
+            keys, cells = keys.take(self.pair_slots, axis=0), cells.take(self.pair_slots, axis=0)
+            n = S + A + 2
+            np.less(keys[P:], keys[:P], out=rows[n : n + P])
+            np.equal(cells[:P], cells[P:], out=rows[n + P :])
+            counts = (self.matrix @ rows).astype(np.intp)
+            target, rank, mates = counts[:S], counts[S : S + A], counts[S + A :]
+        else:
+            target = (self.matrix @ rows).astype(np.intp)
+            cells = cells + self.game_bins
+            mates = np.bincount(cells.ravel(), minlength=self.bin_count).take(cells) - 1
+            order = np.argsort(keys.T, axis=1, kind="stable")  # [B, rank]: the slot
+            rank = np.empty((A, self.games), np.intp)
+            rank.ravel()[order * self.games + self.rank_slots] = self.rank_positions
         if cap_position is not None:
             np.putmask(rank, rank >= cap_position, self.unwritten)
         scatter = np.zeros(self.positions, np.int64)
