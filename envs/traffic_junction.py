@@ -143,10 +143,12 @@ class TrafficJunctionSim(TeamSim):
         self._crashes = np.zeros((A, B), np.int64)  # crashed car-steps per slot this episode
         self._crash_bins, self._crashed = np.zeros((A, B), np.int64), np.zeros((A, B), bool)  # last step
         self._crash_cells: np.ndarray | None = None  # crash_cell, once asked for or loaded
-        j, k, b = np.meshgrid(np.arange(A), np.arange(A), np.arange(B), indexing="ij")  # car pairs [A, A, B]
+        j, _, b = np.meshgrid(np.arange(A), np.arange(A), np.arange(B), indexing="ij")  # car pairs [A, A, B]
         self._pair_row = ((b * A + j) * self.observation_space.shape[0]).ravel()  # the observer's row
-        self._others = (j != k)[..., :1]  # [A, A, 1]: pairs of two different cars
-        self._cell_mates = np.zeros((A, A, B), bool)  # same-cell pairs of different cars (vision 0)
+        # vision 0: pairs (shift d = 1 .. A-1, observer j, game b) of j and the car k = j + d mod A
+        self._shifted = (np.arange(A)[None] + np.arange(1, A)[:, None]).ravel() % A  # [(A-1) * A]
+        self._car_row = self._pair_row.reshape(A, A, B)[:, 0].ravel()  # observer (j, b) at j * B + b
+        self._shifted_car = (self._shifted[:, None] * B + np.arange(B)).ravel()  # seen car k * B + b
         self.t = np.zeros(B, np.int64)
         self.p_arrive = np.zeros(B, np.float64)
         self.max_active = np.zeros(B, np.int64)
@@ -239,12 +241,11 @@ class TrafficJunctionSim(TeamSim):
         code, tables = self._code, self._tables
         if tables.own is not None:
             obs = tables.own.take(code.T, axis=0)
-            meet = tables.meet.take(code, axis=0)
-            shared = np.equal(
-                meet[:, None, :, 0], meet[None, :, :, 1], out=self._cell_mates, where=self._others
-            )
-            pair = np.flatnonzero(shared)  # another car in the same cell
-            rows = self._pair_row.take(pair)
+            meet = tables.meet.take(code, axis=0)  # (cell as observer, cell as seen)
+            seen_cells = meet[..., 1].take(self._shifted, axis=0).reshape(A - 1, A, B)
+            pair = np.flatnonzero(seen_cells == meet[..., 0])  # another car in the same cell
+            rows = self._car_row.take(pair, mode="wrap")
+            seen = code.take(self._shifted_car.take(pair))
         else:
             obs = np.zeros((B, A, w * w * V), np.int8)
             sight = tables.sight.take(code, axis=0)
@@ -252,7 +253,7 @@ class TrafficJunctionSim(TeamSim):
             dx = sight[None, :, :, 3] - sight[:, None, :, 1]
             pair = np.flatnonzero((dy.view(np.uint16) <= 2 * v) & (dx.view(np.uint16) <= 2 * v))
             rows = self._pair_row.take(pair) + (dy.ravel().take(pair) * w + dx.ravel().take(pair)) * V
-        seen = code.take(pair, mode="wrap")  # pair (j, k, b) sees car (k, b): index pair mod A * B
+            seen = code.take(pair, mode="wrap")  # pair (j, k, b) sees car (k, b): index pair mod A * B
         obs.ravel()[(tables.words.take(seen, axis=1) + rows).ravel()] = 1
         if tables.blocks is not None:
             obs.reshape(B, A, w * w, V)[..., -1] = tables.blocks.take(code.T, axis=0)
