@@ -245,16 +245,20 @@ class TrafficJunctionSim(TeamSim):
             seen_cells = meet[..., 1].take(self._shifted, axis=0).reshape(A - 1, A, B)
             pair = np.flatnonzero(seen_cells == meet[..., 0])  # another car in the same cell
             rows = self._car_row.take(pair, mode="wrap")
-            seen = code.take(self._shifted_car.take(pair))
+            words = tables.words.take(code.take(self._shifted_car.take(pair)), axis=1)
         else:
             obs = np.zeros((B, A, w * w * V), np.int8)
-            sight = tables.sight.take(code, axis=0)
-            dy = sight[None, :, :, 2] - sight[:, None, :, 0]  # seen row - observer row + v
-            dx = sight[None, :, :, 3] - sight[:, None, :, 1]
-            pair = np.flatnonzero((dy.view(np.uint16) <= 2 * v) & (dx.view(np.uint16) <= 2 * v))
-            rows = self._pair_row.take(pair) + (dy.ravel().take(pair) * w + dx.ravel().take(pair)) * V
-            seen = code.take(pair, mode="wrap")  # pair (j, k, b) sees car (k, b): index pair mod A * B
-        obs.ravel()[(tables.words.take(seen, axis=1) + rows).ravel()] = 1
+            sight = tables.sight.take(code, axis=1)  # [4, A, B]
+            dy = sight[2][None] - sight[0][:, None]  # [observer, seen, game]: seen row - observer row + v
+            dx = sight[3][None] - sight[1][:, None]
+            unsigned = f"u{dy.itemsize}"  # in the window: 0 <= difference <= 2v
+            pair = np.flatnonzero((dy.view(unsigned) <= 2 * v) & (dx.view(unsigned) <= 2 * v))
+            window = np.multiply(dy.ravel().take(pair), w, dtype=np.intp)
+            window += dx.ravel().take(pair)
+            rows = self._pair_row.take(pair) + window * V
+            words = tables.words.take(code, axis=1).reshape(4, A * B)  # every car's words, then the seen
+            words = words.take(pair, axis=1, mode="wrap")  # pair (j, k, b) sees car k * B + b: pair mod AB
+        obs.ravel()[(words + rows).ravel()] = 1
         if tables.blocks is not None:
             obs.reshape(B, A, w * w, V)[..., -1] = tables.blocks.take(code.T, axis=0)
         return obs

@@ -19,9 +19,9 @@ import numpy as np
 
 from anew.envs.traffic_junction_maps import RoadMap
 
-# Off-board sentinels of the vision window test: far enough from every cell that no difference of an
-# observer and a seen coordinate involving one of them falls in the window; they fit int16.
-OFF_OBSERVER, OFF_SEEN = 16000, -16000
+# Off-board sentinels of the vision window test, (int8, int16): far enough from every cell that no difference
+# of an observer and a seen coordinate involving one of them falls in the window, even wrapped around.
+OFF_SIGHT = {np.int8: 64, np.int16: 16000}
 OWN_ROWS_BYTES = 1 << 22  # largest per-code table of own-word rows (vision 0) worth a dense gather
 
 
@@ -34,8 +34,8 @@ class JunctionTables:
     time + cell mates indexes the rewards), its crash bin (the road cell it moves to, else ``road cells +
     slot``: a bin of its own), 1 if it is still on the board after the step, and the code it settles to
     (``OFF`` once it has left). ``bin_cell [road cells + A]``: the cell of a crash bin (-1 for the others).
-    ``on [..]`` bool; ``shown [.., 2]``: (route, cell), -1 off the board. ``sight [.., 4]``: (observer row - v, observer col - v, seen row,
-    seen col), far sentinels off the board. ``words [4, ..]``: vocabulary ids (agent,
+    ``on [..]`` bool; ``shown [.., 2]``: (route, cell), -1 off the board. ``sight [4, ..]``: (observer row - v, observer col - v, seen row,
+    seen col), far sentinels off the board (planes: the pair test reads them contiguously). ``words [4, ..]``: vocabulary ids (agent,
     slot id, cell, route). Vision 0 only (else None): ``own [.., V]`` int8, the car's own words as a
     multi-hot row, and ``meet [.., 2]``: (observer cell, seen cell), off the board -1/-2 so that no pair
     matches. ``blocks [.., window^2]`` int8 or None: the ``block`` word around the car (easy
@@ -91,8 +91,10 @@ def build_tables(
     grows = np.broadcast_to(slots * on, stays.shape)
     step = np.stack(np.broadcast_arrays(grows, bins, stays, settled), -1)  # [A, action, block, 4]
     step = step.transpose(0, 2, 1, 3).reshape(-1, 4)  # row code + brake
-    observer = [np.where(on, y - vision, OFF_OBSERVER), np.where(on, x - vision, OFF_OBSERVER)]
-    sight = np.stack([*observer, np.where(on, y, OFF_SEEN), np.where(on, x, OFF_SEEN)], -1).astype(np.int16)
+    small = np.int8 if m.size + vision <= 40 else np.int16  # int8 differences keep the pair test cheap
+    far = OFF_SIGHT[small]
+    observer = [np.where(on, y - vision, far), np.where(on, x - vision, far)]
+    sight = np.stack([*observer, np.where(on, y, -far), np.where(on, x, -far)], -1).astype(small)
     words = np.stack(
         np.broadcast_arrays(0, 1 + slot, cell_word + np.minimum(cell, n_cells - 1), route_word + route), -1
     )
@@ -115,8 +117,8 @@ def build_tables(
         bin_cell=np.concatenate([np.flatnonzero(m.road.ravel()), np.full(slots, -1)]),
         on=_doubled(np.broadcast_to(on, code.shape)),
         shown=_doubled(np.broadcast_to(shown, (slots, *shown.shape))),
-        sight=_doubled(np.broadcast_to(sight, (slots, *sight.shape))),
-        words=np.ascontiguousarray(words.T),
+        sight=np.ascontiguousarray(_doubled(np.broadcast_to(sight, (slots, *sight.shape))).T),
+        words=np.ascontiguousarray(words.T).astype(np.int16 if vocab_size < 1 << 15 else np.int32),
         own=own,
         meet=meet,
         blocks=_block_table(m, vision, cell, on, slots),
