@@ -326,10 +326,10 @@ class TrafficJunctionSim(TeamSim):
         self.max_active = np.asarray(arrays["max_active"], np.int64).reshape(B).copy()
         self.p_arrive_default = np.array(arrays["p_arrive_default"], np.float64).reshape(())
         self.max_active_default = np.array(arrays["max_active_default"], np.int64).reshape(())
-        self._capped = bool((self.max_active < self.nmax).any())
-        self._cap_position = self.num_envs * self.max_active + np.arange(self.num_envs)
+        self._set_cap()
         self._tau_bound = int(self._tau_a.max(initial=0)) // self.nmax
         self.rng.bit_generator.state = state["rng"]
+        self._noise = None  # draw from the loaded state on
 
     def slot_info(self) -> dict[str, np.ndarray]:
         """``route`` of each car on the board (-1 off the board) and its cell index ``y * size + x``."""

@@ -304,3 +304,74 @@ def test_render_draws_roads_cars_and_crashes() -> None:
     car = image[3 * 24 + 12, 0 * 24 + 12]
     assert tuple(car) == tuple(image[3 * 24 + 12, 0 * 24 + 8]) and car[1] != 150  # car 2, not road gray
     assert tuple(image[0 * 24 + 12, 0 * 24 + 12]) != tuple(image[1 * 24 + 12, 3 * 24 + 12])  # grass vs road
+
+
+def test_step_uses_the_numbers_draw_noise_gives() -> None:
+    """step() draws its uniforms a block of steps at a time; they are the numbers of one draw per step,
+    also across option changes at partial resets."""
+    rng = np.random.default_rng(3)
+    blocked = TrafficJunctionSim(5, seed=9, p_arrive=0.5, max_active=4)
+    replayed = TrafficJunctionSim(5, seed=9, p_arrive=0.5, max_active=4)
+    per_step = np.random.default_rng(9)
+    blocked.reset(), replayed.reset()
+    for step in range(45):  # more than two blocks
+        if step == 21:
+            mask = np.array([True, False, True, False, False])
+            blocked.reset(mask, {"p_arrive": 0.9}), replayed.reset(mask, {"p_arrive": 0.9})
+        actions = rng.integers(0, 2, (5, 5))
+        noise = replayed.draw_noise()
+        np.testing.assert_array_equal(np.hstack(noise), per_step.random((5, 2 * 2 + 5)))
+        np.testing.assert_array_equal(blocked.step(actions)[0], replayed.step_with_noise(actions, noise)[0])
+        np.testing.assert_array_equal(blocked.observe(), replayed.observe())
+    assert blocked.episode_metrics()["n_collisions"].sum() > 0
+
+
+def test_state_round_trip_inside_a_block_of_random_numbers() -> None:
+    sim = TrafficJunctionSim(4, seed=1, difficulty="hard", p_arrive=0.6)
+    sim.reset()
+    actions = np.random.default_rng(0).integers(0, 2, (40, 4, 20))
+    for a in actions[:5]:
+        sim.step(a)
+    state = sim.state_dict()
+    per_step = np.random.default_rng(1)
+    per_step.random((5, 4, 2 * 8 + 20))
+    assert state["rng"] == per_step.bit_generator.state  # the generator state of step 5, not of the block
+    expected = [sim.step(a)[0] for a in actions[5:]]
+    sim.load_state_dict(state)  # back into the same sim
+    np.testing.assert_array_equal([sim.step(a)[0] for a in actions[5:]], expected)
+
+
+def test_time_penalty_keeps_growing_past_max_steps() -> None:
+    sim = quiet_sim()
+    place(sim, 1, route=0, pos=0, tau=0)
+    seen = [sim.step(np.full((1, 5), BRAKE))[0][0, 1] for _ in range(3 * sim.max_steps)]
+    np.testing.assert_array_equal(seen, np.float32(-0.01 * np.arange(1, 3 * sim.max_steps + 1)))
+
+
+def test_scripted_cars_must_be_on_the_board() -> None:
+    sim = quiet_sim()
+    with pytest.raises(AnewError, match="route 0"):
+        sim.put_car(0, 0, route=0, cells_travelled=sim.map.route_len[0] - 1)  # commnet: left on its last cell
+    with pytest.raises(AnewError, match="vision"):
+        TrafficJunctionSim(1, vision=8)
+
+
+@pytest.mark.parametrize(("difficulty", "vision"), [("easy", 0), ("medium", 1), ("medium", 0)])
+def test_pair_and_sort_strategies_agree(monkeypatch, difficulty: str, vision: int) -> None:
+    """Cell mates and slot ranks from slot pairs (<= PAIR_SLOTS slots) or from a bincount and a sort; own
+    words from a row table (vision 0) or from the window pairs: the same rewards and observations."""
+    import anew.envs.traffic_junction_pairs as pairs
+    import anew.envs.traffic_junction_tables as tables
+
+    fast = TrafficJunctionSim(6, seed=2, difficulty=difficulty, vision=vision, p_arrive=0.7, max_active=4)
+    monkeypatch.setattr(pairs, "PAIR_SLOTS", 0)
+    monkeypatch.setattr(tables, "OWN_ROWS_BYTES", 0)
+    other = TrafficJunctionSim(6, seed=2, difficulty=difficulty, vision=vision, p_arrive=0.7, max_active=4)
+    assert fast._car_pairs.compare_pairs and not other._car_pairs.compare_pairs
+    assert (fast._tables.own is not None) == (vision == 0) and other._tables.own is None
+    fast.reset(), other.reset()
+    actions = np.random.default_rng(4).integers(0, 2, (30, 6, fast.nmax))
+    for a in actions:
+        np.testing.assert_array_equal(fast.step(a)[0], other.step(a)[0])
+        np.testing.assert_array_equal(fast.observe(), other.observe())
+    assert fast.episode_metrics()["n_collisions"].sum() > 0
