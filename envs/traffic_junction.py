@@ -80,16 +80,15 @@ class TrafficJunctionSim(TeamSim):
     zeros. The Lua vocabulary also holds words that never occur (gas/brake, spare coordinates); omitted.
     IC3Net's observation (``obs_mode ic3net``) is not implemented.
 
-    State, slot-major (``[A, B]``, so that numpy's inner loops run over the batch): each car's *code*
-    (slot, route, cells travelled, or off the board; ``traffic_junction_tables``), its doubled time on the
-    board, per-slot ``crashes``, ``t`` and the per-game options; ``state_arrays`` shows them batch-first as
-    ``route``/``track``/``on_board``/``tau``/... ``step`` has no Python loop over cars, sources or games: a
-    car's move, crash cell and whether it stays on come from ``take`` on per-code tables; crashes from the
-    [car, car, game] equality of crash cells; arrivals match each arriving source (its rank among this
-    step's arrivals, after the cars on the board) with the free slot of that rank in random-key order (ranks
-    from [car, car, game] key comparisons), capped at ``max_active``. ``step_with_noise`` takes the step's
-    random numbers (``draw_noise``) so other implementations (``benchmarks/traffic_junction_percar.py``)
-    can replay them exactly. Actions other than gas count as brake.
+    State, slot-major ``[A, B]`` so that numpy's inner loops run over the batch: each car's *code* (slot,
+    route, cells travelled, or off the board), its time on the board, per-slot ``crashes``, ``t`` and the
+    per-game options; ``state_arrays`` shows them batch-first as ``route``/``track``/``on_board``/``tau``/...
+    ``step`` has no Python loop over cars, sources or games: one row of a per-code table (``take``) says
+    what the step does to a car (``traffic_junction_tables``); crashes and arrivals come from comparing the
+    cars of each game (``traffic_junction_pairs``). ``step`` draws its uniforms 16 steps at a time (the same
+    numbers as one draw per step; ``state_dict`` holds the generator state of the current step).
+    ``step_with_noise`` takes the step's random numbers (``draw_noise``) so other implementations
+    (``benchmarks/traffic_junction_percar.py``) can replay them exactly. Actions other than gas brake.
     """
 
     def __init__(
@@ -288,20 +287,11 @@ class TrafficJunctionSim(TeamSim):
         return self._crash_cells
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        on = self.active()
-        return {
-            "route": self.slot_info()["route"],
-            "track": self._code.T // 2 - self._slot_block.T,
-            "on_board": on,
-            "tau": self._tau_a.T // self.nmax,
-            "t": self.t,
-            "crashes": self._crashes.T,
-            "crash_cell": self.crash_cell,
-            "p_arrive": self.p_arrive,
-            "max_active": self.max_active,
-            "p_arrive_default": self.p_arrive_default,
-            "max_active_default": self.max_active_default,
-        }
+        arrays = {"route": self.slot_info()["route"], "track": self._code.T // 2 - self._slot_block.T}
+        arrays |= {"on_board": self.active(), "tau": self._tau_a.T // self.nmax, "t": self.t}
+        arrays |= {"crashes": self._crashes.T, "crash_cell": self.crash_cell}
+        options = ("p_arrive", "max_active", "p_arrive_default", "max_active_default")
+        return arrays | {name: getattr(self, name) for name in options}
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
@@ -358,16 +348,9 @@ class TrafficJunctionSim(TeamSim):
         cell = self._cells()[index]
         for c in np.unique(cell[cell >= 0]):
             slots = np.flatnonzero(cell == c)
+            parts, inset = min(len(slots), 4), 3 if len(slots) == 1 else 1
             for part, slot in enumerate(slots[:4]):
-                grid_render.fill(
-                    image,
-                    *divmod(int(c), m.size),
-                    px,
-                    colours[slot],
-                    3 if len(slots) == 1 else 1,
-                    part,
-                    min(len(slots), 4),
-                )
+                grid_render.fill(image, *divmod(int(c), m.size), px, colours[slot], inset, part, parts)
             if len(slots) > 1:
                 grid_render.cross(image, *divmod(int(c), m.size), px, grid_render.RED)
         return image

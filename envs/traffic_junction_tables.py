@@ -4,11 +4,10 @@ A car's whole state but its time on the board is one integer, its *code*: ``2 * 
 with ``track = route * stride + cells travelled`` on a route row, or ``OFF = routes * stride`` (the last
 track of a slot's block) off the board. Everything a step needs about a car is a row of a table indexed by
 its code, so a step reads each fact of every car of every game with one ``take`` instead of a chain of
-``where``/compare calls. Codes are even so that ``code + brake`` indexes the move table directly.
+``where``/compare calls. Codes are even so that ``code + brake`` indexes the step table directly.
 
-Two states are off the board but still on a cell for one step: a commnet car on its route's last cell
-(it crashes there, then leaves) and an ic3net car that gassed from its last cell (off the board at once).
-Both move to ``OFF`` on the next step whatever their action.
+A car that leaves (a commnet car reaching its route's last cell, where it still crashes; an ic3net car
+gassing from its last cell, off the board at once) settles to ``OFF`` within the step.
 """
 
 from __future__ import annotations
@@ -27,20 +26,21 @@ OWN_ROWS_BYTES = 1 << 22  # largest per-code table of own-word rows (vision 0) w
 
 @dataclass(frozen=True)
 class JunctionTables:
-    """Per-code tables of one junction (``A`` slots). Rows are indexed by a code (``move``: code + brake).
+    """Per-code tables of one junction (``A`` slots); rows (or, for planes ``[k, ..]``, columns) are
+    indexed by a code.
 
-    ``step [2*A*block, 4]``, at ``code + brake``: what the step does to the car: ``slots`` if it is on
-    the board at the step start (its time on the board grows; times are stored times ``slots`` so that
-    time + cell mates indexes the rewards), its crash bin (the road cell it moves to, else ``road cells +
-    slot``: a bin of its own), 1 if it is still on the board after the step, and the code it settles to
-    (``OFF`` once it has left). ``bin_cell [road cells + A]``: the cell of a crash bin (-1 for the others).
-    ``on [..]`` bool; ``shown [.., 2]``: (route, cell), -1 off the board. ``sight [4, ..]``: (observer row - v, observer col - v, seen row,
-    seen col), far sentinels off the board (planes: the pair test reads them contiguously). ``words [4, ..]``: vocabulary ids (agent,
-    slot id, cell, route). Vision 0 only (else None): ``own [.., V]`` int8, the car's own words as a
-    multi-hot row, and ``meet [.., 2]``: (observer cell, seen cell), off the board -1/-2 so that no pair
-    matches. ``blocks [.., window^2]`` int8 or None: the ``block`` word around the car (easy
-    CommNet map only). ``start [S * (K+1)]``: code change from ``OFF`` to the first track of route
-    ``floor(u K)`` of each source (the last column repeats the last route: ``u K`` can round up to K).
+    ``step [2*A*block, 4]``, at ``code + brake``: what the step does to the car: ``A`` if it is on the
+    board at the step start (its time on the board grows; times are stored times ``A`` so that time + cell
+    mates indexes the rewards), its crash bin (the road cell it moves to, else ``road cells + slot``: a bin
+    of its own), 1 if it is still on the board after the step, and the code it settles to (``OFF`` once it
+    has left). ``bin_cell [road cells + A]``: the cell of a crash bin (-1 for the others). ``on`` bool;
+    ``shown [.., 2]``: (route, cell), -1 off the board. ``sight [4, ..]``: (observer row - v, observer col
+    - v, seen row, seen col), far sentinels off the board. ``words [4, ..]``: vocabulary ids (agent, slot
+    id, cell, route). Vision 0 only (else None): ``own [.., V]`` int8, the car's own words as a multi-hot
+    row, and ``meet [.., 2]``: (observer cell, seen cell), off the board -1/-2 so that no pair matches.
+    ``blocks [.., window^2]`` int8 or None: the ``block`` word around the car (easy CommNet map only).
+    ``start [S * (K+1)]``: code change from ``OFF`` to the first track of route ``floor(u K)`` of each
+    source (the last column repeats the last route: ``u K`` can round up to K).
     """
 
     block: int
