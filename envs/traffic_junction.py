@@ -138,7 +138,7 @@ class TrafficJunctionSim(TeamSim):
         self._noise: NoiseBlock | None = None  # the random numbers of the next steps
         self._slot_block = np.arange(A)[:, None] * self._tables.block
         self._code = np.repeat(2 * (self._slot_block + self._tables.off_track), B, axis=1)  # [A, B]
-        self._tau_a = np.zeros((A, B), np.int64)  # steps on the board (0 off the board) times A
+        self._tau_a = np.zeros((A, B), np.int32)  # steps on the board (0 off the board) times A
         self._crashes = np.zeros((A, B), np.int64)  # crashed car-steps per slot this episode
         self._crash_bins, self._crashed = np.zeros((A, B), np.int64), np.zeros((A, B), bool)  # last step
         self._crash_cells: np.ndarray | None = None  # crash_cell, once asked for or loaded
@@ -153,7 +153,7 @@ class TrafficJunctionSim(TeamSim):
         self.max_active = np.zeros(B, np.int64)
         self.p_arrive_default = np.array(default_p, np.float64)
         self.max_active_default = np.array(self.nmax, np.int64)
-        self._cap_position: np.ndarray | None = None  # B * max_active + game where a game is capped
+        self._cap_position: np.ndarray | None = None  # first rank position past the cap, if any is capped
         self._tau_bound = 0  # no car has been on the board longer
         self._reward_of = self._reward_table(self.max_steps + 1)
         self.set_options(
@@ -307,7 +307,7 @@ class TrafficJunctionSim(TeamSim):
 
         track = np.where(slotted("on_board", bool), slotted("track", np.int64), self._tables.off_track)
         self._code = 2 * (self._slot_block + track)
-        self._tau_a = self.nmax * slotted("tau", np.int64)
+        self._tau_a = self.nmax * slotted("tau", np.int32)
         self._crashes = slotted("crashes", np.int64)
         self._crash_cells = np.asarray(arrays["crash_cell"], np.int64).reshape(B, A).copy()
         self._crashed = self._crash_cells.T >= 0
@@ -377,7 +377,7 @@ class TrafficJunctionSim(TeamSim):
 
     def _set_cap(self) -> None:
         capped = (self.max_active < self.nmax).any()
-        self._cap_position = self.num_envs * self.max_active + np.arange(self.num_envs) if capped else None
+        self._cap_position = self._car_pairs.cap_positions(self.max_active) if capped else None
 
     def _reward_table(self, steps: int) -> np.ndarray:
         """Reward at ``tau * A + cell mates`` for tau < ``steps``, computed in float64 as the rule says (the

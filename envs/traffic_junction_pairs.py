@@ -9,7 +9,7 @@ board + wanting sources before s`` unless that rank reaches the cap.
 
 Both are counts over the slot pairs (i < j) of a game (same cell? j's key below i's?) and over the sources,
 so one float32 matmul of a small integer matrix with 0/1 rows gives, per game, every car's cell mates, and
-the ranks and targets as flat positions ``rank * B + game`` (exact: all values are small integers).
+the ranks and targets as flat positions ``game * width + rank`` (exact: all values are small integers).
 Targets scatter their route's start there and slots gather it. The target of a source that wants no car,
 or of one past nmax, lands in a spare region no slot reads; a slot ranked at or past ``max_active`` reads a
 spare position that nothing writes.
@@ -44,25 +44,31 @@ class CarPairs:
         self.compare_pairs = A <= PAIR_SLOTS
         P = self.pair_count = len(first) if self.compare_pairs else 0
         self.pair_slots = np.concatenate([first, second])
-        spare = A + S + 1  # targets: B * (wanting before s + cars on the board + spare * (1 - wants)) + game
-        self.positions = B * (2 * spare + 1)
-        self.unwritten = self.positions - 1
+        # flat positions game * width + rank; targets: wanting before s + cars on the board + spare if s
+        # wants no car, so those past nmax or not wanting land in [A, width): read by no slot
+        spare = A + S
+        self.width = 2 * spare
+        self.unwritten = B * self.width  # read by capped slots, written by no target
         n = S + A + 2  # columns of [wants; on the board; 1; game]
         matrix = np.zeros((S + 2 * A if P else S, n + 2 * P))
-        matrix[:S, :S] = B * (np.tril(np.ones((S, S)), -1) - spare * np.eye(S))
-        matrix[:S, S : S + A], matrix[:S, n - 2], matrix[: S + A, n - 1] = B, B * spare, 1
+        matrix[:S, :S] = np.tril(np.ones((S, S)), -1) - spare * np.eye(S)
+        matrix[:S, S : S + A], matrix[:S, n - 2], matrix[: S + A, n - 1] = 1, spare, self.width
         if P:
             keys, cells = n + np.arange(P), n + P + np.arange(P)
-            matrix[S + first, keys], matrix[S + second, keys] = B, -B  # j below i: i's rank + 1, else j's
-            matrix[S : S + A, n - 2] = B * np.arange(A)  # slot a starts with the a slots before it below
+            matrix[S + first, keys], matrix[S + second, keys] = 1, -1  # j below i: i's rank + 1, else j's
+            matrix[S : S + A, n - 2] = np.arange(A)  # slot a starts with the a slots before it below it
             matrix[S + A + first, cells], matrix[S + A + second, cells] = 1, 1
         self.matrix = matrix.astype(np.float32)
         self.rows = np.zeros((n + 2 * P, B), np.float32)
         self.rows[n - 2], self.rows[n - 1] = 1, np.arange(B)
         self.game_bins = np.repeat(np.arange(B)[None] * bins, A, axis=0)  # the sort-and-bincount way
         self.bin_count = B * bins
-        self.rank_positions = B * np.arange(A)[None] + np.arange(B)[:, None]  # [B, rank]
+        self.rank_positions = self.width * np.arange(B)[:, None] + np.arange(A)[None]  # [B, rank]
         self.rank_slots = np.arange(B)[:, None]
+
+    def cap_positions(self, max_active: np.ndarray) -> np.ndarray:
+        """``[B]`` first flat rank position at or past each game's cap (for :meth:`resolve`)."""
+        return self.width * np.arange(self.games) + max_active
 
     def route_starts(self, route_u: np.ndarray) -> np.ndarray:
         """``[..., S, B]`` start code change of the route each source would send (``floor(u K)``)."""
@@ -80,8 +86,8 @@ class CarPairs:
         """``([A, B]`` code change of each slot (0 unless it receives an arrival), ``[A, B]`` other cars in
         its cell). ``cells [A, B]``: crash bins (equal for two cars on one cell, else different);
         ``stays [A, B]``: 1 for cars on the board; ``wants [S, B]``: 1 where a source sends a car;
-        ``slot_keys [A, B]``: this step's keys; ``starts``: :meth:`route_starts`; ``cap_position [B]``:
-        ``B * max_active + game``, or None when no game is capped."""
+        ``slot_keys [A, B]``: this step's keys; ``starts``: :meth:`route_starts`; ``cap_position``:
+        :meth:`cap_positions`, or None when no game is capped."""
         S, A, P, rows = self.sources, self.slots, self.pair_count, self.rows
         rows[:S], rows[S : S + A] = wants, stays
         keys = np.subtract(slot_keys, stays)  # cars on the board below 0: ranked first
@@ -101,7 +107,7 @@ class CarPairs:
             rank.ravel()[order * self.games + self.rank_slots] = self.rank_positions
         if cap_position is not None:
             np.putmask(rank, rank >= cap_position, self.unwritten)
-        scatter = np.zeros(self.positions, np.int64)
+        scatter = np.zeros(self.unwritten + 1, np.int64)
         scatter[target] = starts
         return scatter.take(rank), mates
 

@@ -29,7 +29,7 @@ class JunctionTables:
     """Per-code tables of one junction (``A`` slots); rows (or, for planes ``[k, ..]``, columns) are
     indexed by a code.
 
-    ``step [2*A*block, 4]``, at ``code + brake``: what the step does to the car: ``A`` if it is on the
+    ``step [2*A*block, 4]`` int32, at ``code + brake``: what the step does to the car: ``A`` if it is on the
     board at the step start (its time on the board grows; times are stored times ``A`` so that time + cell
     mates indexes the rewards), its crash bin (the road cell it moves to, else ``road cells + slot``: a bin
     of its own), 1 if it is still on the board after the step, and the code it settles to (``OFF`` once it
@@ -113,7 +113,7 @@ def build_tables(
     return JunctionTables(
         block=block,
         stride=stride,
-        step=np.ascontiguousarray(step),
+        step=step.astype(np.int32),  # 16-byte rows
         bin_cell=np.concatenate([np.flatnonzero(m.road.ravel()), np.full(slots, -1)]),
         on=_doubled(np.broadcast_to(on, code.shape)),
         shown=_doubled(np.broadcast_to(shown, (slots, *shown.shape))),
