@@ -240,9 +240,9 @@ class TrafficJunctionSim(TeamSim):
         code, tables = self._code, self._tables
         if tables.own is not None:
             obs = tables.own.take(code.T, axis=0)
-            meet = tables.meet.take(code, axis=0)  # (cell as observer, cell as seen)
-            seen_cells = meet[..., 1].take(self._shifted, axis=0).reshape(A - 1, A, B)
-            pair = np.flatnonzero(seen_cells == meet[..., 0])  # another car in the same cell
+            meet = tables.meet.take(code, axis=1)  # (cell as observer, cell as seen)
+            seen_cells = meet[1].take(self._shifted, axis=0).reshape(A - 1, A, B)
+            pair = np.flatnonzero(seen_cells == meet[0])  # another car in the same cell
             rows = self._car_row.take(pair, mode="wrap")
             words = tables.words.take(code.take(self._shifted_car.take(pair)), axis=1)
         else:

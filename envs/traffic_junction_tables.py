@@ -37,7 +37,7 @@ class JunctionTables:
     ``shown [.., 2]``: (route, cell), -1 off the board. ``sight [4, ..]``: (observer row - v, observer col
     - v, seen row, seen col), far sentinels off the board. ``words [4, ..]``: vocabulary ids (agent, slot
     id, cell, route). Vision 0 only (else None): ``own [.., V]`` int8, the car's own words as a multi-hot
-    row, and ``meet [.., 2]``: (observer cell, seen cell), off the board -1/-2 so that no pair matches.
+    row, and ``meet [2, ..]``: (observer cell, seen cell), off the board -1/-2 so that no pair matches.
     ``blocks [.., window^2]`` int8 or None: the ``block`` word around the car (easy CommNet map only).
     ``start [S * (K+1)]``: code change from ``OFF`` to the first track of route ``floor(u K)`` of each
     source (the last column repeats the last route: ``u K`` can round up to K).
@@ -107,7 +107,7 @@ def build_tables(
         meet = np.stack([np.where(on, cell, -1), np.where(on, cell, -2)], -1)
         meet = _doubled(
             np.broadcast_to(meet, (slots, *meet.shape)).astype(np.int8 if n_cells < 127 else np.int16)
-        )
+        ).T.copy()
     shown = np.stack([np.where(on, route, -1), np.where(on, cell, -1)], -1)
     starts = 2 * (m.source_routes * stride - off)
     return JunctionTables(
