@@ -223,7 +223,9 @@ class CommNetAgent(AgentBase):
             "losses/baseline_loss": losses.baseline.item(),
             "losses/loss": loss.item(),
             "charts/entropy": float((entropy * masked).sum() / masked.sum().clamp(min=1)),
-            "charts/team_return": float(returns[..., 0][episode_starts].mean()),
+            "charts/return_per_slot": float(
+                returns[..., 0][episode_starts].mean()
+            ),  # what the loss maximises
             "charts/episodes_per_update": float(batch.episodes),
             "charts/grad_norm": float(grad_norm),
             "comm/message_norm": float(run.message_norm),
