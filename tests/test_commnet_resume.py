@@ -1,0 +1,49 @@
+"""A CommNet run on the traffic junction killed with SIGKILL mid-episode and resumed ends with the same
+eval.json, metrics and weights as one left alone (the team view's state, the buffered partial episodes and the
+recurrent state all come back)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import torch
+from test_resume import anew, scalars
+
+ARGS = ["--env-id", "anew/TrafficJunction-easy-v0", "--seed", "2", "--num-envs", "16", "--total-steps", "3200",
+        "--checkpoint-every", "800", "--eval-every", "1600", "--eval-episodes", "32", "--log-every", "160"]
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    reference = anew("train", "commnet", "--run-dir", str(whole), *ARGS)
+    victim = anew("train", "commnet", "--run-dir", str(killed), *ARGS)
+    first = killed / "checkpoints" / "step_000000000800"  # step 50 of the sim: mid-episode (20-step episodes)
+    while not first.exists():
+        assert victim.poll() is None, victim.stderr.read().decode()
+        time.sleep(0.01)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    assert not (killed / "checkpoints" / "step_000000003200").exists()
+
+    resumed = anew("resume", str(killed))
+    assert resumed.wait() == 0, resumed.stderr.read().decode()
+    assert reference.wait() == 0, reference.stderr.read().decode()
+
+    final = "checkpoints/step_000000003200/agent.pt"
+    a, b = (torch.load(d / final, weights_only=True)["agent"] for d in (whole, killed))
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], dict):
+            for name, tensor in a[key].items():
+                if isinstance(tensor, torch.Tensor):
+                    assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs"
+    evals = [json.loads((d / "eval.json").read_text())["evaluations"] for d in (whole, killed)]
+    assert evals[0] == evals[1] and [e["step"] for e in evals[0]] == [1600, 3200]
+    assert "success_rate" in evals[0][-1]["extra"]
+    assert (whole / "metrics.jsonl").read_text() == (killed / "metrics.jsonl").read_text()
+    assert scalars(whole) == scalars(killed)
