@@ -328,7 +328,7 @@ class TrafficJunctionSim(TeamSim):
 
     def episode_metrics(self) -> dict[str, np.ndarray]:
         crashes = self._crashes.sum(axis=0)
-        return {"success": crashes == 0, "n_collisions": 0.5 * crashes}
+        return {"success": crashes == 0, "failure": crashes > 0, "n_collisions": 0.5 * crashes}
 
     def render(self, index: int = 0) -> np.ndarray:
         """The junction: grass, gray roads (darker walls on easy), source cells lighter, each car a square in
