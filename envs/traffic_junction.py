@@ -54,8 +54,8 @@ class TrafficJunctionSim(TeamSim):
     Reward of a car on the board at the start of the step: ``-time_penalty * tau - coll_pen * crashed``;
     0 for the others (a car that arrived this step gets its first reward after its first move). Episodes
     start with an empty board (as in the Lua and IC3Net code: the first step only brings arrivals), never
-    terminate and are truncated at ``max_steps``. ``episode_metrics``: ``success`` (bool: no crash so far;
-    failure rate = 1 - success) and ``n_collisions``.
+    terminate and are truncated at ``max_steps``. ``episode_metrics``: ``success`` (bool: no crash so far),
+    ``failure`` (its negation) and ``n_collisions``.
 
     Choices where the sources differ or are silent:
 
