@@ -143,7 +143,7 @@ class DQNAgent(AgentBase):
         obs_shape = tuple(observation_space.shape)
         torso = make_torso(default_torso(obs_shape) if config.torso == "auto" else config.torso, obs_shape, config.hidden)
         self.image_input = torso.__class__.__name__ != "MLP"
-        # channels_last pays on 84x84 frames; on MinAtar's 10x10 grids it is slower (same results, bit for bit).
+        # channels_last pays on 84x84 frames; on MinAtar's 10x10 grids it is slower (same bits).
         self.channels_last = self.image_input and tuple(obs_shape[1:]) == (84, 84)
         self.online = self.build_network(torso).to(self.device)
         self.target = self.build_network(torso).to(self.device)

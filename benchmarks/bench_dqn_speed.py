@@ -112,7 +112,7 @@ class AnewLoop:
 
 
 class MinAtarExtractor(nn.Module):
-    """SB3 features extractor with the MinAtar paper's torso (anew's ``MinAtarCNN``: conv 16 3x3, dense 128)."""
+    """SB3 extractor: the MinAtar paper's torso (anew's ``MinAtarCNN``: conv 16 3x3, dense 128)."""
 
     def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 128):
         super().__init__()

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_matmul_peak.py --threads 2 --repeats 30
 
-1. Peak: ``torch.mm`` of two float32 ``--size`` square matrices (2 n^3 FLOP), median and best of ``--repeats``.
+1. Peak: ``torch.mm`` of two float32 ``--size`` matrices (2 n^3 FLOP), median and best of ``--repeats``.
 2. FLOPs of one batch-32 DQN update, counted from the layers themselves (forward hooks on Conv2d/Linear,
    2 FLOP per multiply-add): online forward + online backward (2x forward per layer: input and weight
    gradients, except the first layer, whose input needs no gradient: 1x) + target forward.
@@ -94,7 +94,8 @@ def measure(torso: str, args: argparse.Namespace) -> None:
     )
     for name, ms in times.items():
         print(
-            f"  {name:34s} {ms:7.1f} ms  {flops / ms / 1e6:6.1f} GFLOP/s  {flops / ms / 1e6 / peak:5.1%} of peak"
+            f"  {name:34s} {ms:7.1f} ms  {flops / ms / 1e6:6.1f} GFLOP/s  "
+            f"{flops / ms / 1e6 / peak:5.1%} of peak"
         )
 
 
