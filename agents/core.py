@@ -103,8 +103,13 @@ class Agent(Protocol):
         (``explore=True``) and evaluation (``explore=False``) keep their per-episode state apart, so an
         evaluation never changes what training does next."""
 
-    def act(self, obs: np.ndarray, explore: bool = True, rng: np.random.Generator | None = None,
-            info: dict[str, Any] | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = True,
+        rng: np.random.Generator | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> np.ndarray:
         """Actions for a batch of observations (leading env axis). ``rng``, when given, is the only source
         of randomness (evaluation passes its own); ``info`` is the env's info for ``obs`` (team masks)."""
 

@@ -141,7 +141,9 @@ class DQNAgent(AgentBase):
         self.device = torch.device(spec.device)
         self.num_actions = int(action_space.n)
         obs_shape = tuple(observation_space.shape)
-        torso = make_torso(default_torso(obs_shape) if config.torso == "auto" else config.torso, obs_shape, config.hidden)
+        torso = make_torso(
+            default_torso(obs_shape) if config.torso == "auto" else config.torso, obs_shape, config.hidden
+        )
         self.image_input = torso.__class__.__name__ != "MLP"
         # channels_last pays on 84x84 frames; on MinAtar's 10x10 grids it is slower (same bits).
         self.channels_last = self.image_input and tuple(obs_shape[1:]) == (84, 84)
@@ -150,10 +152,15 @@ class DQNAgent(AgentBase):
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
         self.optimizer = torch.optim.Adam(
-            self.online.parameters(), lr=config.lr, eps=config.adam_eps, fused=self.device.type in ("cpu", "cuda")
+            self.online.parameters(),
+            lr=config.lr,
+            eps=config.adam_eps,
+            fused=self.device.type in ("cpu", "cuda"),
         )
         # Atari stacks (k, 84, 84) of uint8 are stored as single frames and re-stacked when sampled.
-        stacked_frames = observation_space.dtype == np.uint8 and len(obs_shape) == 3 and obs_shape[1:] == (84, 84)
+        stacked_frames = (
+            observation_space.dtype == np.uint8 and len(obs_shape) == 3 and obs_shape[1:] == (84, 84)
+        )
         self.replay = ReplayBuffer(
             capacity=config.buffer_size,
             num_envs=num_envs,
@@ -183,7 +190,9 @@ class DQNAgent(AgentBase):
     @property
     def epsilon(self) -> float:
         c = self.config
-        return linear_schedule(self.steps, c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps, c.learning_starts)
+        return linear_schedule(
+            self.steps, c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps, c.learning_starts
+        )
 
     @property
     def explores_by_noise(self) -> bool:
@@ -208,8 +217,13 @@ class DQNAgent(AgentBase):
     def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
         return self.online(self.to_tensor(obs)).argmax(dim=1).cpu().numpy()
 
-    def act(self, obs: np.ndarray, explore: bool = True, rng: np.random.Generator | None = None,
-            info: dict[str, Any] | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = True,
+        rng: np.random.Generator | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> np.ndarray:
         epsilon = self.epsilon if explore else self.config.eval_epsilon
         return epsilon_greedy(self.greedy_actions(obs), epsilon, self.num_actions, rng or self.rng)
 
@@ -221,8 +235,12 @@ class DQNAgent(AgentBase):
         self.replay.add(batch.obs, batch.action, reward, batch.terminated, batch.truncated, batch.next_obs)
         self.steps += batch.num_envs
 
-    def update(self, sample_batch: Callable[[], ReplaySample] | None = None, extra_loss: ExtraLoss | None = None,
-               follow_lr_schedule: bool = True) -> dict[str, float]:
+    def update(
+        self,
+        sample_batch: Callable[[], ReplaySample] | None = None,
+        extra_loss: ExtraLoss | None = None,
+        follow_lr_schedule: bool = True,
+    ) -> dict[str, float]:
         """Take the gradient steps that are due after the last ``observe``; sync the target net.
 
         Students pass where their batches come from (``sample_batch``), their teacher term (``extra_loss``) and
@@ -231,8 +249,12 @@ class DQNAgent(AgentBase):
         c = self.config
         if self.steps < c.learning_starts or not self.replay.can_sample(c.batch_size):
             return {}
-        if c.lr_decay_steps > 0 and follow_lr_schedule:  # a function of the step count alone, so resumed runs follow it exactly
-            self.set_learning_rate(linear_schedule(self.steps, c.lr, c.lr_end, c.lr_decay_steps, c.learning_starts))
+        if (
+            c.lr_decay_steps > 0 and follow_lr_schedule
+        ):  # a function of the step count alone, so resumed runs follow it exactly
+            self.set_learning_rate(
+                linear_schedule(self.steps, c.lr, c.lr_end, c.lr_decay_steps, c.learning_starts)
+            )
         metrics: dict[str, float] = {}
         while self.updates < self.scheduled_updates():
             metrics = self.learn_on(sample_batch() if sample_batch else self.sample_batch(), extra_loss)
@@ -265,15 +287,18 @@ class DQNAgent(AgentBase):
             target = q_learning_target(reward, discount, self.target(next_obs), next_online)
         return td_loss(q_taken, target, self.config.loss), q_values
 
-    def learn_on(self, sample: ReplaySample, extra_loss: ExtraLoss | None = None,
-                 own_replay: bool = True) -> dict[str, float]:
+    def learn_on(
+        self, sample: ReplaySample, extra_loss: ExtraLoss | None = None, own_replay: bool = True
+    ) -> dict[str, float]:
         """One gradient step on ``sample``: the importance-weighted TD loss plus ``extra_loss``; refreshes the
         priorities of the sampled rows (indices ≥ 0) when ``sample`` came from the agent's prioritized replay."""
         action = torch.as_tensor(sample.action, device=self.device).long()
         per_sample, q_values = self.loss(sample)
         loss = (torch.as_tensor(sample.weights, device=self.device) * per_sample).mean()
-        metrics = {"losses/td_loss": loss.item(),
-                   "losses/q_values": q_values.detach().gather(1, action.unsqueeze(1)).mean().item()}
+        metrics = {
+            "losses/td_loss": loss.item(),
+            "losses/q_values": q_values.detach().gather(1, action.unsqueeze(1)).mean().item(),
+        }
         if extra_loss is not None:
             extra, extra_metrics = extra_loss(sample, q_values)
             loss = loss + extra

@@ -49,8 +49,13 @@ class _StatelessPolicy(AgentBase):
     def _orders(self, obs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def act(self, obs: np.ndarray, explore: bool = False, rng: np.random.Generator | None = None,
-            info: dict[str, Any] | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = False,
+        rng: np.random.Generator | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> np.ndarray:
         orders = np.maximum(self._orders(np.asarray(obs, dtype=float)), 0)
         if self.max_order is not None:
             orders = np.minimum(orders, self.max_order)

@@ -45,7 +45,9 @@ def linear_schedule(step: int, start: float, end: float, duration: int, warmup_s
     return start + (end - start) * progress
 
 
-def epsilon_greedy(greedy: np.ndarray, epsilon: float, num_actions: int, rng: np.random.Generator) -> np.ndarray:
+def epsilon_greedy(
+    greedy: np.ndarray, epsilon: float, num_actions: int, rng: np.random.Generator
+) -> np.ndarray:
     """``greedy`` actions with each one replaced, with probability ``epsilon``, by a uniform random action.
 
     Draws one uniform per action, then the random actions, from ``rng`` (nothing when none is replaced);

@@ -113,7 +113,9 @@ def make_torso(
     last hidden layer) so a head can own it, e.g. as a noisy layer (Dopamine's FullRainbowNetwork).
     """
     if kind in ("nature", "nature-valid"):
-        return NatureCNN(in_channels=obs_shape[0], features=512 if final_dense else None, same=kind == "nature")
+        return NatureCNN(
+            in_channels=obs_shape[0], features=512 if final_dense else None, same=kind == "nature"
+        )
     if kind == "minatar":
         return MinAtarCNN(obs_shape[0], obs_shape[1], obs_shape[2], features=128 if final_dense else None)
     if kind == "impala":

@@ -181,8 +181,13 @@ class PPOAgent(AgentBase):
         return torch.as_tensor(raw, dtype=torch.float32, device=self.device)
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, explore: bool = True, rng: np.random.Generator | None = None,
-            info: dict[str, Any] | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = True,
+        rng: np.random.Generator | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> np.ndarray:
         """Sampled actions when exploring (their log-probs and values are kept for ``observe``), else the mode
         (deterministic: evaluation draws nothing)."""
         if explore and self.config.normalize_obs:

@@ -240,8 +240,13 @@ class RainbowAgent(DQNAgent):
         c = self.config
         return linear_schedule(self.steps, c.beta_start, c.beta_end, c.beta_anneal_steps, c.learning_starts)
 
-    def act(self, obs: np.ndarray, explore: bool = True, rng: np.random.Generator | None = None,
-            info: dict[str, Any] | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = True,
+        rng: np.random.Generator | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> np.ndarray:
         if not self.config.noisy:
             return super().act(obs, explore, rng)
         if explore:
@@ -277,8 +282,9 @@ class RainbowAgent(DQNAgent):
         )
 
     def sample_batch(self, batch_size: int = 0) -> ReplaySample:
-        return self.replay.sample(batch_size or self.config.batch_size,
-                                  beta=self.beta if self.config.prioritized else 0.0)
+        return self.replay.sample(
+            batch_size or self.config.batch_size, beta=self.beta if self.config.prioritized else 0.0
+        )
 
     def loss(self, sample: ReplaySample) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy against the projected target distribution (or the TD loss without atoms), and the

@@ -74,7 +74,9 @@ class ReplayBuffer:
         storage_dir: str | Path | None = None,
     ):
         if capacity < num_envs * (frame_stack + n_step + 2):
-            raise AnewError(f"replay capacity {capacity} is too small for {num_envs} envs; raise --buffer-size")
+            raise AnewError(
+                f"replay capacity {capacity} is too small for {num_envs} envs; raise --buffer-size"
+            )
         self.num_envs = num_envs
         self.rows_per_env = capacity // num_envs
         self.obs_shape = tuple(obs_shape)
@@ -100,7 +102,9 @@ class ReplayBuffer:
         if self.storage_dir is None:
             return np.zeros(shape, dtype=dtype)
         self.storage_dir.mkdir(parents=True, exist_ok=True)
-        return np.lib.format.open_memmap(self.storage_dir / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+        return np.lib.format.open_memmap(
+            self.storage_dir / f"{name}.npy", mode="w+", dtype=dtype, shape=shape
+        )
 
     # ------------------------------------------------------------------ writing
     def __len__(self) -> int:
@@ -127,7 +131,9 @@ class ReplayBuffer:
         if done.any():
             ended = envs[done]
             final_action = np.zeros_like(self.action[ended, 0])
-            self._write(ended, self._frame(next_obs[done]), final_action, 0.0, np.full(len(ended), FINAL, np.uint8))
+            self._write(
+                ended, self._frame(next_obs[done]), final_action, 0.0, np.full(len(ended), FINAL, np.uint8)
+            )
         self.episode_start = done
 
     def _frame(self, obs: np.ndarray) -> np.ndarray:
@@ -238,11 +244,14 @@ class ReplayBuffer:
         """Set new priorities (e.g. from the loss) for sampled ``indices``."""
         if self.tree is None:
             raise RuntimeError("update_priorities needs a buffer built with prioritized=True")
-        self.tree.update(np.asarray(indices), np.asarray(priorities, dtype=np.float64) ** self.priority_exponent)
+        self.tree.update(
+            np.asarray(indices), np.asarray(priorities, dtype=np.float64) ** self.priority_exponent
+        )
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path, reuse_from: str | Path | None = None,
-             progress: Progress | None = None) -> None:
+    def save(
+        self, directory: str | Path, reuse_from: str | Path | None = None, progress: Progress | None = None
+    ) -> None:
         """Write the filled part (compressed where it pays) and ``manifest.json``, no pickle; blocks
         unchanged since this buffer's earlier save in ``reuse_from`` are hard-linked from there."""
         save_replay(self, Path(directory), Path(reuse_from) if reuse_from is not None else None, progress)

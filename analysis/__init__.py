@@ -25,8 +25,12 @@ from anew.analysis.metrics import (
 from anew.analysis.runs import build_matrices, collect_paths, load_runs
 
 
-def score_matrices(paths: Sequence[str | Path], normalize: str = "none", step: int | None = None,
-                   label_by: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+def score_matrices(
+    paths: Sequence[str | Path],
+    normalize: str = "none",
+    step: int | None = None,
+    label_by: tuple[str, ...] = (),
+) -> dict[str, np.ndarray]:
     """``{label: (runs, tasks)}`` final scores of the runs under ``paths`` (run folders, eval.json files or
     globs), normalised by ``normalize`` (none, minmax, reference, teacher, atari-human) at ``step`` (default: the
     final evaluation); labels are the agents (or ``label_by`` config keys), as in ``anew report``."""

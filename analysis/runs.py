@@ -283,9 +283,7 @@ def _task_bounds(
             )
         return {task: bounds_file[task] for task in tasks}
     return {
-        task: data_bounds(
-            (_raw_score(run, chosen[id(run)]) for run in runs if run.env_id == task), task
-        )
+        task: data_bounds((_raw_score(run, chosen[id(run)]) for run in runs if run.env_id == task), task)
         for task in tasks
     }
 

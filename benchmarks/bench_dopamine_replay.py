@@ -67,10 +67,16 @@ class DopamineLoopReader:
 
     def sample_transition_batch(self, indices):
         size = len(indices)
-        batch = {"state": np.empty((size, 84, 84, self.k), np.uint8), "action": np.empty(size, np.int32),
-                 "reward": np.empty(size, np.float32), "next_state": np.empty((size, 84, 84, self.k), np.uint8),
-                 "next_action": np.empty(size, np.int32), "next_reward": np.empty(size, np.float32),
-                 "terminal": np.empty(size, np.uint8), "indices": np.empty(size, np.int32)}
+        batch = {
+            "state": np.empty((size, 84, 84, self.k), np.uint8),
+            "action": np.empty(size, np.int32),
+            "reward": np.empty(size, np.float32),
+            "next_state": np.empty((size, 84, 84, self.k), np.uint8),
+            "next_action": np.empty(size, np.int32),
+            "next_reward": np.empty(size, np.float32),
+            "terminal": np.empty(size, np.uint8),
+            "indices": np.empty(size, np.int32),
+        }
         for b, index in enumerate(indices):
             window = [(index + j) % self.capacity for j in range(self.n)]
             terminals = self.store["terminal"][window]
@@ -99,10 +105,15 @@ def make_checkpoint(directory: Path, capacity: int, update_horizon: int, seed: i
         for t in range(steps):
             frame = frame.copy()
             y, x = rng.integers(0, 78, size=2)
-            frame[y:y + 6, x:x + 3] = rng.integers(0, 255)
+            frame[y : y + 6, x : x + 3] = rng.integers(0, 255)
             last = t == steps - 1
-            writer.add(frame, int(rng.integers(6)), float(rng.choice([-1.0, 0.0, 0.0, 1.0])),
-                       terminal=last and terminated, episode_end=last)
+            writer.add(
+                frame,
+                int(rng.integers(6)),
+                float(rng.choice([-1.0, 0.0, 0.0, 1.0])),
+                terminal=last and terminated,
+                episode_end=last,
+            )
     writer.save(directory, 1)
 
 
@@ -126,12 +137,16 @@ def main() -> None:
         directory = Path(folder)
         _, seconds = timed(lambda: make_checkpoint(directory, args.capacity, args.update_horizon))
         size = sum(os.path.getsize(p) for p in directory.iterdir())
-        print(f"checkpoint: {args.capacity} slots, {args.capacity * 84 * 84 / 2**20:.0f} MiB of frames, "
-              f"{size / 2**20:.1f} MiB gzipped (written in {seconds:.1f} s)")
+        print(
+            f"checkpoint: {args.capacity} slots, {args.capacity * 84 * 84 / 2**20:.0f} MiB of frames, "
+            f"{size / 2**20:.1f} MiB gzipped (written in {seconds:.1f} s)"
+        )
 
-        loaders = {"peer": lambda: DopamineLoopReader(directory, 1, 4, args.update_horizon, 0.99),
-                   "ours": lambda: DopamineReplay(directory, 1),
-                   "mapped": lambda: DopamineReplay(directory, 1, mmap_threshold_bytes=0)}
+        loaders = {
+            "peer": lambda: DopamineLoopReader(directory, 1, 4, args.update_horizon, 0.99),
+            "ours": lambda: DopamineReplay(directory, 1),
+            "mapped": lambda: DopamineReplay(directory, 1, mmap_threshold_bytes=0),
+        }
         loaded, load_seconds = {}, dict.fromkeys(loaders, float("inf"))
         for _ in range(args.rounds):
             for name, load in loaders.items():
@@ -139,34 +154,47 @@ def main() -> None:
                 load_seconds[name] = min(load_seconds[name], seconds)
         peer, ours, mapped = loaded["peer"], loaded["ours"], loaded["mapped"]
         peer_load, ours_load, mapped_load = load_seconds["peer"], load_seconds["ours"], load_seconds["mapped"]
-        print(f"load           dopamine loop {peer_load:7.3f} s | anew {ours_load:7.3f} s "
-              f"(x{peer_load / ours_load:.2f}) | anew memory-mapped {mapped_load:7.3f} s")
+        print(
+            f"load           dopamine loop {peer_load:7.3f} s | anew {ours_load:7.3f} s "
+            f"(x{peer_load / ours_load:.2f}) | anew memory-mapped {mapped_load:7.3f} s"
+        )
 
-        peer_valid, peer_seconds = timed(lambda: [i for i in range(peer.capacity) if peer.is_valid_transition(i)])
+        peer_valid, peer_seconds = timed(
+            lambda: [i for i in range(peer.capacity) if peer.is_valid_transition(i)]
+        )
         ours_valid, ours_seconds = timed(DopamineReplay(directory, 1).valid_indices)  # a fresh, uncached one
         assert list(ours_valid) == peer_valid, "valid indices differ"
-        print(f"valid indices  dopamine loop {peer_seconds:7.3f} s | anew {ours_seconds:7.3f} s "
-              f"(x{peer_seconds / ours_seconds:.0f} faster), {len(peer_valid)} valid")
+        print(
+            f"valid indices  dopamine loop {peer_seconds:7.3f} s | anew {ours_seconds:7.3f} s "
+            f"(x{peer_seconds / ours_seconds:.0f} faster), {len(peer_valid)} valid"
+        )
 
         rng = np.random.default_rng(1)
         batches = [rng.choice(ours_valid, args.batch_size).astype(np.int32) for _ in range(args.batches)]
         for indices in batches[:5]:
-            a, b, c = peer.sample_transition_batch(indices), ours.sample_transition_batch(len(indices), indices), \
-                mapped.sample_transition_batch(len(indices), indices)
+            a, b, c = (
+                peer.sample_transition_batch(indices),
+                ours.sample_transition_batch(len(indices), indices),
+                mapped.sample_transition_batch(len(indices), indices),
+            )
             assert all(np.array_equal(a[k], b[k]) and np.array_equal(a[k], c[k]) for k in a), "samples differ"
         # Interleaved rounds, best of each: the machine is shared, so single timings are noisy.
-        contenders = {"peer": lambda: [peer.sample_transition_batch(i) for i in batches],
-                      "ours": lambda: [ours.sample_transition_batch(len(i), i) for i in batches],
-                      "mapped": lambda: [mapped.sample_transition_batch(len(i), i) for i in batches]}
+        contenders = {
+            "peer": lambda: [peer.sample_transition_batch(i) for i in batches],
+            "ours": lambda: [ours.sample_transition_batch(len(i), i) for i in batches],
+            "mapped": lambda: [mapped.sample_transition_batch(len(i), i) for i in batches],
+        }
         best = dict.fromkeys(contenders, float("inf"))
         for _ in range(args.rounds):
             for name, run in contenders.items():
                 best[name] = min(best[name], timed(run)[1])
         peer_sample, ours_sample, mapped_sample = best["peer"], best["ours"], best["mapped"]
         per_batch = 1e3 / args.batches
-        print(f"sample {args.batch_size:>3}     dopamine loop {peer_sample * per_batch:7.3f} ms/batch | anew "
-              f"{ours_sample * per_batch:7.3f} ms/batch (x{peer_sample / ours_sample:.1f} faster) | "
-              f"anew memory-mapped {mapped_sample * per_batch:7.3f} ms/batch")
+        print(
+            f"sample {args.batch_size:>3}     dopamine loop {peer_sample * per_batch:7.3f} ms/batch | anew "
+            f"{ours_sample * per_batch:7.3f} ms/batch (x{peer_sample / ours_sample:.1f} faster) | "
+            f"anew memory-mapped {mapped_sample * per_batch:7.3f} ms/batch"
+        )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ def train(args: argparse.Namespace) -> tuple[PPOAgent, float]:
                               autoreset_mode="SameStep", seed=args.seed, lead_time=args.lead_time, p=args.p,
                               action_type=args.action_type)  # fmt: skip
     agent = PPOAgent(
-        config, AgentSpec(envs.single_observation_space, envs.single_action_space, args.num_envs, args.seed))
+        config, AgentSpec(envs.single_observation_space, envs.single_action_space, args.num_envs, args.seed)
+    )
     obs, _ = envs.reset(seed=args.seed)
     start, step = time.perf_counter(), 0
     while step < args.total_steps:

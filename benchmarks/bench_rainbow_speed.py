@@ -50,10 +50,13 @@ def agent_sps(kind: str, env_id: str, steps: int, threads: int) -> tuple[float, 
     obs_space, act_space = envs.single_observation_space, envs.single_action_space
     if kind == "dqn":
         agent = DQNAgent(
-            dataclasses.replace(DQN_PRESETS["dopamine"], **SCHEDULE), AgentSpec(obs_space, act_space, 1, seed=0))
+            dataclasses.replace(DQN_PRESETS["dopamine"], **SCHEDULE),
+            AgentSpec(obs_space, act_space, 1, seed=0),
+        )
     else:
         agent = RainbowAgent(
-            dataclasses.replace(RAINBOW_PRESETS[kind], **SCHEDULE), AgentSpec(obs_space, act_space, 1, seed=0))
+            dataclasses.replace(RAINBOW_PRESETS[kind], **SCHEDULE), AgentSpec(obs_space, act_space, 1, seed=0)
+        )
     obs, _ = envs.reset(seed=0)
     start, start_cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):

@@ -68,7 +68,9 @@ def run_cli(argv: list[str], log: Path) -> float:
     """Run one anew command in a fresh process (one torch thread); returns its wall time."""
     start = time.monotonic()
     with open(log, "w") as handle:
-        code = subprocess.call([sys.executable, "-m", "anew.runners.cli", *argv], stdout=handle, stderr=handle)
+        code = subprocess.call(
+            [sys.executable, "-m", "anew.runners.cli", *argv], stdout=handle, stderr=handle
+        )
     if code != 0:
         raise RuntimeError(f"anew {' '.join(argv)} failed (exit {code}); see {log}")
     return time.monotonic() - start
@@ -82,9 +84,31 @@ def train_teacher(args: Args, game: str) -> Path:
     run_dir = args.out / game / "teacher"
     if not (run_dir / "eval.json").exists():
         every = args.teacher_steps // 10
-        run_cli(["train", "dqn", "--env-id", env_id(game), "--seed", "0", "--total-steps", str(args.teacher_steps),
-                 "--eval-every", str(every), "--eval-episodes", "20", "--checkpoint-every", str(every),
-                 "--keep-checkpoints", "11", "--threads", "1", "--run-dir", str(run_dir)], args.out / f"{game}-teacher.log")
+        run_cli(
+            [
+                "train",
+                "dqn",
+                "--env-id",
+                env_id(game),
+                "--seed",
+                "0",
+                "--total-steps",
+                str(args.teacher_steps),
+                "--eval-every",
+                str(every),
+                "--eval-episodes",
+                "20",
+                "--checkpoint-every",
+                str(every),
+                "--keep-checkpoints",
+                "11",
+                "--threads",
+                "1",
+                "--run-dir",
+                str(run_dir),
+            ],
+            args.out / f"{game}-teacher.log",
+        )
     evaluations = json.loads((run_dir / "eval.json").read_text())["evaluations"]
     best = max(evaluations, key=lambda e: (np.mean(e["returns"]), e["step"]))
     return run_dir / "checkpoints" / f"step_{best['step']:012d}"
@@ -96,31 +120,78 @@ def normalisation(args: Args, game: str, teacher: Path) -> tuple[float, float]:
     path = args.out / game / "normalisation.json"
     if not path.exists():
         out = args.out / game / "teacher_eval.json"
-        run_cli(["evaluate", str(teacher), "--episodes", str(args.norm_episodes), "--seed", "777",
-                 "--json-out", str(out)], args.out / f"{game}-teacher-eval.log")
+        run_cli(
+            [
+                "evaluate",
+                str(teacher),
+                "--episodes",
+                str(args.norm_episodes),
+                "--seed",
+                "777",
+                "--json-out",
+                str(out),
+            ],
+            args.out / f"{game}-teacher-eval.log",
+        )
         import gymnasium as gym
 
         from anew.envs import register_envs
         from anew.runners.evaluate import evaluate_agent
-        from anew.runners.reincarnate import RandomPolicy
+        from anew.runners.teacher_setup import RandomPolicy
 
         register_envs()
         actions = gym.make(env_id(game)).action_space.n
-        random_returns, _ = evaluate_agent(RandomPolicy(int(actions), 0), env_id(game), args.norm_episodes, 778)
-        path.write_text(json.dumps({"teacher_return": float(np.mean(json.loads(out.read_text())["returns"])),
-                                    "random_return": float(np.mean(random_returns))}))
+        random_returns, _ = evaluate_agent(
+            RandomPolicy(int(actions), 0), env_id(game), args.norm_episodes, 778
+        )
+        path.write_text(
+            json.dumps(
+                {
+                    "teacher_return": float(np.mean(json.loads(out.read_text())["returns"])),
+                    "random_return": float(np.mean(random_returns)),
+                }
+            )
+        )
     values = json.loads(path.read_text())
     return values["teacher_return"], values["random_return"]
 
 
-def student_argv(args: Args, game: str, method: str, seed: int, teacher: Path, norm: tuple[float, float]) -> list[str]:
+def student_argv(
+    args: Args, game: str, method: str, seed: int, teacher: Path, norm: tuple[float, float]
+) -> list[str]:
     steps = args.student_steps
-    argv = ["reincarnate", method, "--teacher", str(teacher), "--agent", args.student_agent,
-            "--env-id", env_id(game), "--seed", str(seed), "--total-steps", str(steps),
-            "--eval-every", str(steps // 10), "--eval-episodes", str(args.eval_episodes),
-            "--checkpoint-every", str(steps), "--threads", "1", "--torso", args.student_torso,
-            "--teacher-return", str(norm[0]), "--random-return", str(norm[1]),
-            "--offline-steps", str(args.offline_steps), "--run-dir", str(args.out / game / f"{method}-{seed}")]
+    argv = [
+        "reincarnate",
+        method,
+        "--teacher",
+        str(teacher),
+        "--agent",
+        args.student_agent,
+        "--env-id",
+        env_id(game),
+        "--seed",
+        str(seed),
+        "--total-steps",
+        str(steps),
+        "--eval-every",
+        str(steps // 10),
+        "--eval-episodes",
+        str(args.eval_episodes),
+        "--checkpoint-every",
+        str(steps),
+        "--threads",
+        "1",
+        "--torso",
+        args.student_torso,
+        "--teacher-return",
+        str(norm[0]),
+        "--random-return",
+        str(norm[1]),
+        "--offline-steps",
+        str(args.offline_steps),
+        "--run-dir",
+        str(args.out / game / f"{method}-{seed}"),
+    ]
     if method in ("qdagger", "pretrain", "dqfd", "rehearsal"):
         argv += ["--teacher-replay", str(teacher)]  # the teacher's last replay buffer, as in the paper
     return argv
@@ -134,7 +205,9 @@ def main() -> int:
         teachers = dict(zip(args.games, pool.map(train_teacher, [args] * len(args.games), args.games)))
         norms = {game: normalisation(args, game, teachers[game]) for game in args.games}
         for game in args.games:
-            print(f"{game}: teacher {teachers[game].name}, return {norms[game][0]:.2f}, random {norms[game][1]:.2f}")
+            print(
+                f"{game}: teacher {teachers[game].name}, return {norms[game][0]:.2f}, random {norms[game][1]:.2f}"
+            )
         jobs = []
         for game in args.games:
             for method in args.methods:
@@ -150,19 +223,37 @@ def main() -> int:
     from anew.runners.cli import main as cli
 
     report = args.out / "report"
-    student_dirs = [str(args.out / game / f"{m}-{s}") for game in args.games for m in args.methods
-                    for s in range(1, args.seeds + 1)]
-    code = cli(["report", *student_dirs, "--normalize", "teacher", "--json", str(report / "report.json"),
-                "--out-dir", str(report)])
+    student_dirs = [
+        str(args.out / game / f"{m}-{s}")
+        for game in args.games
+        for m in args.methods
+        for s in range(1, args.seeds + 1)
+    ]
+    code = cli(
+        [
+            "report",
+            *student_dirs,
+            "--normalize",
+            "teacher",
+            "--json",
+            str(report / "report.json"),
+            "--out-dir",
+            str(report),
+        ]
+    )
     if code != 0:
         return code
     results = json.loads((report / "report.json").read_text())["metrics"]["IQM"]
     qdagger = results[f"qdagger-{args.student_agent}"]
     scratch = results[f"scratch-{args.student_agent}"]
-    print(f"QDagger IQM {qdagger['point']:.3f} [{qdagger['low']:.3f}, {qdagger['high']:.3f}], tabula rasa "
-          f"{scratch['point']:.3f} [{scratch['low']:.3f}, {scratch['high']:.3f}]")
-    print(f"QDagger IQM >= 1.0: {'yes' if qdagger['point'] >= 1.0 else 'NO'}; "
-          f"its 95% interval above tabula rasa's: {'yes' if qdagger['low'] > scratch['high'] else 'NO'}")
+    print(
+        f"QDagger IQM {qdagger['point']:.3f} [{qdagger['low']:.3f}, {qdagger['high']:.3f}], tabula rasa "
+        f"{scratch['point']:.3f} [{scratch['low']:.3f}, {scratch['high']:.3f}]"
+    )
+    print(
+        f"QDagger IQM >= 1.0: {'yes' if qdagger['point'] >= 1.0 else 'NO'}; "
+        f"its 95% interval above tabula rasa's: {'yes' if qdagger['low'] > scratch['high'] else 'NO'}"
+    )
     return 0
 
 

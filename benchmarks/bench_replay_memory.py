@@ -34,8 +34,14 @@ def sb3_buffer(capacity: int):
     from stable_baselines3.common.buffers import ReplayBuffer as SB3ReplayBuffer
 
     space = gym.spaces.Box(0, 255, OBS_SHAPE, np.uint8)
-    return SB3ReplayBuffer(capacity, space, gym.spaces.Discrete(4), device="cpu", optimize_memory_usage=True,
-                           handle_timeout_termination=False)
+    return SB3ReplayBuffer(
+        capacity,
+        space,
+        gym.spaces.Discrete(4),
+        device="cpu",
+        optimize_memory_usage=True,
+        handle_timeout_termination=False,
+    )
 
 
 def allocated(buffer, names: tuple[str, ...]) -> int:
@@ -57,7 +63,9 @@ def fill_rss(make, capacity: int, add) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--fill", type=int, default=100_000, help="rows to actually write for the RSS measurement")
+    parser.add_argument(
+        "--fill", type=int, default=100_000, help="rows to actually write for the RSS measurement"
+    )
     args = parser.parse_args()
     ours = anew_buffer(CAPACITY)
     ours_bytes = allocated(ours, ("obs", "action", "reward", "flags")) / CAPACITY
@@ -70,20 +78,28 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs = sb3_buffer(small)
-    theirs_bytes = allocated(theirs, ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")) / small
+    theirs_bytes = (
+        allocated(theirs, ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"))
+        / small
+    )
     del theirs
-    print(f"allocated bytes/transition (1M Dopamine buffer): anew {ours_bytes:,.0f}  SB3(optimize_memory_usage) "
-          f"{theirs_bytes:,.0f}  ratio {theirs_bytes / ours_bytes:.2f}x")
+    print(
+        f"allocated bytes/transition (1M Dopamine buffer): anew {ours_bytes:,.0f}  SB3(optimize_memory_usage) "
+        f"{theirs_bytes:,.0f}  ratio {theirs_bytes / ours_bytes:.2f}x"
+    )
     print(f"anew 1M-transition buffer: {ours_bytes * CAPACITY / 1e9:.3f} GB (bar: <= 7.2 GB)")
 
     zero, false = np.zeros(1, np.int32), np.zeros(1, bool)
     ours_rss = fill_rss(anew_buffer, args.fill, lambda b, o, n: b.add(o, zero, np.zeros(1), false, false, n))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        theirs_rss = fill_rss(sb3_buffer, args.fill,
-                              lambda b, o, n: b.add(o, n, zero[:, None], np.zeros(1), false, [{}]))
-    print(f"resident bytes/transition after {args.fill:,} adds: anew {ours_rss:,.0f}  SB3 {theirs_rss:,.0f}  "
-          f"ratio {theirs_rss / ours_rss:.2f}x")
+        theirs_rss = fill_rss(
+            sb3_buffer, args.fill, lambda b, o, n: b.add(o, n, zero[:, None], np.zeros(1), false, [{}])
+        )
+    print(
+        f"resident bytes/transition after {args.fill:,} adds: anew {ours_rss:,.0f}  SB3 {theirs_rss:,.0f}  "
+        f"ratio {theirs_rss / ours_rss:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,11 @@ def default_protocol(env_id: str) -> str:
 
 
 def make_env(
-    env_id: str, env_protocol: str = "", training: bool = True, render_mode: str | None = None, **env_kwargs: Any
+    env_id: str,
+    env_protocol: str = "",
+    training: bool = True,
+    render_mode: str | None = None,
+    **env_kwargs: Any,
 ) -> gym.Env:
     """One environment; Atari ids get the named protocol's preprocessing (default ``dopamine``).
 
@@ -72,7 +76,9 @@ def make_env(
     _ensure_known(env_id)
     if is_atari(env_id):
         if env_kwargs:
-            raise AnewError(f"Atari envs take no extra options here (got {sorted(env_kwargs)}); use --env-protocol")
+            raise AnewError(
+                f"Atari envs take no extra options here (got {sorted(env_kwargs)}); use --env-protocol"
+            )
         return make_atari_env(env_id, protocol(env_protocol or "dopamine"), training, render_mode)
     if env_protocol:
         raise AnewError(f"--env-protocol applies to Atari ids only, not {env_id!r}; drop the flag")
@@ -104,7 +110,9 @@ def make_vector_env(
     _ensure_known(env_id)
     if backend == "ale":
         if not is_atari(env_id):
-            raise AnewError(f"--env-backend ale needs an ALE/ env id, not {env_id!r}; use --env-backend seeded")
+            raise AnewError(
+                f"--env-backend ale needs an ALE/ env id, not {env_id!r}; use --env-backend seeded"
+            )
         return make_atari_vector_env(env_id, num_envs, protocol(env_protocol or "dopamine"), training)
     if backend != "seeded":
         raise AnewError(f"unknown env backend {backend!r}: choose 'seeded' or 'ale'")
@@ -123,7 +131,9 @@ def list_envs() -> list[tuple[str, str]]:
     except ImportError:
         pass
     ids = sorted(gym.registry)
-    rows = [(env_id, "ale" if str(gym.registry[env_id].entry_point).startswith("ale_py") else "gymnasium")
-            for env_id in ids]
+    rows = [
+        (env_id, "ale" if str(gym.registry[env_id].entry_point).startswith("ale_py") else "gymnasium")
+        for env_id in ids
+    ]
     rows += [(env_id, "pettingzoo") for env_id in sorted(parallel_env_ids())]
     return rows

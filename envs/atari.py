@@ -64,11 +64,15 @@ def check_atari_id(env_id: str) -> None:
     _ensure_ale()
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, [i for i in gym.registry if is_atari(i)], n=3)
-        hint = f"did you mean {' or '.join(close)}?" if close else "run `anew envs --filter ALE/` to list them"
+        hint = (
+            f"did you mean {' or '.join(close)}?" if close else "run `anew envs --filter ALE/` to list them"
+        )
         raise AnewError(f"unknown Atari id {env_id!r}; {hint}")
 
 
-def make_atari_env(env_id: str, proto: AtariProtocol, training: bool, render_mode: str | None = None) -> gym.Env:
+def make_atari_env(
+    env_id: str, proto: AtariProtocol, training: bool, render_mode: str | None = None
+) -> gym.Env:
     """One ALE env with Dopamine's preprocessing: skip 4 with max-pool, 84x84 gray, stack 4 (zero padded)."""
     _ensure_ale()
     env = gym.make(
@@ -92,7 +96,9 @@ def make_atari_env(env_id: str, proto: AtariProtocol, training: bool, render_mod
     return gym.wrappers.FrameStackObservation(env, proto.frame_stack, padding_type="zero")
 
 
-def make_atari_vector_env(env_id: str, num_envs: int, proto: AtariProtocol, training: bool) -> gym.vector.VectorEnv:
+def make_atari_vector_env(
+    env_id: str, num_envs: int, proto: AtariProtocol, training: bool
+) -> gym.vector.VectorEnv:
     """ale-py's C++ vector env with the same protocol (the fast path; rewards left unclipped)."""
     _ensure_ale()
     from ale_py.vector_env import AtariVectorEnv

@@ -96,15 +96,19 @@ class TeamSim:
 
     def team_reward(self, rewards: np.ndarray) -> np.ndarray:
         """``[B]`` team reward of one step: the shared reward, or the sum over slots."""
-        return rewards[:, 0].astype(np.float64) if self.shared_reward else rewards.sum(axis=1, dtype=np.float64)
+        return (
+            rewards[:, 0].astype(np.float64) if self.shared_reward else rewards.sum(axis=1, dtype=np.float64)
+        )
 
     def render(self, index: int = 0) -> np.ndarray:
         """An RGB image ``[H, W, 3]`` uint8 of game ``index``."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
-        return {"arrays": {k: np.array(v, copy=True) for k, v in self.state_arrays().items()},
-                "rng": self.rng.bit_generator.state}
+        return {
+            "arrays": {k: np.array(v, copy=True) for k, v in self.state_arrays().items()},
+            "rng": self.rng.bit_generator.state,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, value in state["arrays"].items():
@@ -134,7 +138,9 @@ class TeamVectorEnv:
         self.seed = seed
         self.agent_facts = sim.agent_facts()
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         if seed is not None:
             self.sim.rng = np.random.default_rng(seed)
         self.sim.reset(None, options)
@@ -186,12 +192,15 @@ class ParallelEnvSpec:
 
 
 PARALLEL_ENVS: dict[str, ParallelEnvSpec] = {
-    "anew/TrafficJunction-easy-v0": ParallelEnvSpec("anew.envs.traffic_junction", "TrafficJunctionSim",
-                                                    {"difficulty": "easy"}),
-    "anew/TrafficJunction-medium-v0": ParallelEnvSpec("anew.envs.traffic_junction", "TrafficJunctionSim",
-                                                      {"difficulty": "medium"}),
-    "anew/TrafficJunction-hard-v0": ParallelEnvSpec("anew.envs.traffic_junction", "TrafficJunctionSim",
-                                                    {"difficulty": "hard"}),
+    "anew/TrafficJunction-easy-v0": ParallelEnvSpec(
+        "anew.envs.traffic_junction", "TrafficJunctionSim", {"difficulty": "easy"}
+    ),
+    "anew/TrafficJunction-medium-v0": ParallelEnvSpec(
+        "anew.envs.traffic_junction", "TrafficJunctionSim", {"difficulty": "medium"}
+    ),
+    "anew/TrafficJunction-hard-v0": ParallelEnvSpec(
+        "anew.envs.traffic_junction", "TrafficJunctionSim", {"difficulty": "hard"}
+    ),
     "anew/Levers-v0": ParallelEnvSpec("anew.envs.levers", "LeversSim"),
     "anew/Combat-v0": ParallelEnvSpec("anew.envs.combat", "CombatSim"),
     "anew/CoinGame-SOM-v0": ParallelEnvSpec("anew.envs.coin_game", "CoinGameSim"),
@@ -202,7 +211,9 @@ PARALLEL_ENVS: dict[str, ParallelEnvSpec] = {
 
 def parallel_env_ids() -> list[str]:
     """The multi-agent ids whose module is part of this build."""
-    return [env_id for env_id, spec in PARALLEL_ENVS.items() if importlib.util.find_spec(spec.module) is not None]
+    return [
+        env_id for env_id, spec in PARALLEL_ENVS.items() if importlib.util.find_spec(spec.module) is not None
+    ]
 
 
 def is_multiagent(env_id: str) -> bool:
@@ -212,7 +223,11 @@ def is_multiagent(env_id: str) -> bool:
 def _sim_class(env_id: str) -> tuple[type[TeamSim], dict[str, Any]]:
     if env_id not in PARALLEL_ENVS or env_id not in parallel_env_ids():
         close = difflib.get_close_matches(env_id, parallel_env_ids(), n=3)
-        hint = f" Did you mean {' or '.join(close)}?" if close else " Run `anew envs --filter anew/` to list them."
+        hint = (
+            f" Did you mean {' or '.join(close)}?"
+            if close
+            else " Run `anew envs --filter anew/` to list them."
+        )
         raise AnewError(f"unknown multi-agent env id {env_id!r}.{hint}")
     spec = PARALLEL_ENVS[env_id]
     return getattr(importlib.import_module(spec.module), spec.sim_class), dict(spec.kwargs)
@@ -241,5 +256,7 @@ def make_parallel(env_id: str, render_mode: str | None = None, **kwargs: Any):
     try:
         from anew.envs.parallel_view import ParallelView
     except ModuleNotFoundError as error:
-        raise AnewError(f"{env_id} as a PettingZoo env needs pettingzoo: pip install 'anew[multiagent]'") from error
+        raise AnewError(
+            f"{env_id} as a PettingZoo env needs pettingzoo: pip install 'anew[multiagent]'"
+        ) from error
     return ParallelView(make_team_sim(env_id, 1, None, **kwargs), render_mode=render_mode)

@@ -49,7 +49,11 @@ class ParallelView(ParallelEnv):
         batch = np.array([[actions.get(agent, default) for agent in self.possible_agents]])
         rewards, terminated, truncated = self.sim.step(batch)
         observations, infos = self._observations(), self._infos()
-        reward = {agent: float(rewards[0, i]) for i, agent in enumerate(self.possible_agents) if agent in self.agents}
+        reward = {
+            agent: float(rewards[0, i])
+            for i, agent in enumerate(self.possible_agents)
+            if agent in self.agents
+        }
         terminations = {agent: bool(terminated[0]) for agent in self.agents}
         truncations = {agent: bool(truncated[0]) for agent in self.agents}
         if terminated[0] or truncated[0]:
@@ -72,8 +76,11 @@ class ParallelView(ParallelEnv):
     def _infos(self) -> dict[str, dict[str, Any]]:
         slots = {k: v[0] for k, v in self.sim.info().items()}
         game = {k: v[0].item() for k, v in self.sim.episode_metrics().items()}
-        return {agent: {**{k: _plain(v[i]) for k, v in slots.items()}, **game}
-                for i, agent in enumerate(self.possible_agents) if agent in self.agents}
+        return {
+            agent: {**{k: _plain(v[i]) for k, v in slots.items()}, **game}
+            for i, agent in enumerate(self.possible_agents)
+            if agent in self.agents
+        }
 
 
 def _plain(value: Any) -> Any:

@@ -73,7 +73,9 @@ class SeededVectorEnv(gym.vector.VectorEnv):
                 final_obs[i] = obs
                 for key in EPISODE_INFO:
                     for name, value in step_info.get(key, {}).items():
-                        episodes.setdefault(key, {}).setdefault(name, np.full(self.num_envs, np.nan))[i] = value
+                        episodes.setdefault(key, {}).setdefault(name, np.full(self.num_envs, np.nan))[i] = (
+                            value
+                        )
                 self.episodes[i] += 1
                 obs, _ = self._reset_one(i)
             observations.append(obs)
@@ -83,7 +85,11 @@ class SeededVectorEnv(gym.vector.VectorEnv):
         return batch, rewards, terminated, truncated, info
 
     def state_dict(self) -> dict[str, Any]:
-        return {"run_seed": self.run_seed, "episodes": list(self.episodes), "actions": [list(a) for a in self.actions]}
+        return {
+            "run_seed": self.run_seed,
+            "episodes": list(self.episodes),
+            "actions": [list(a) for a in self.actions],
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> np.ndarray:
         """Rebuild every sub-env's state by re-playing its current episode; returns the observations."""

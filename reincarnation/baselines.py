@@ -45,27 +45,32 @@ def cql_loss(q_values: torch.Tensor, actions: torch.Tensor, temperature: float) 
     return torch.logsumexp(scaled, dim=1) - scaled.gather(1, actions.unsqueeze(1)).squeeze(1)
 
 
-def large_margin_loss(q_values: torch.Tensor, expert_actions: torch.Tensor, margin: float,
-                      max_form: bool = False) -> torch.Tensor:
+def large_margin_loss(
+    q_values: torch.Tensor, expert_actions: torch.Tensor, margin: float, max_form: bool = False
+) -> torch.Tensor:
     """Per-sample large-margin loss with ``l(a) = margin·[a ≠ a_E]``.
 
     ``max_form``: DQfD's ``max_a [Q(s,a) + l(a)] − Q(s,a_E)``. Otherwise reincarnating_rl's default,
     the hinge ``max(Q(s,a) + l(a) − Q(s,a_E), 0)`` averaged over actions.
     """
     expert_q = q_values.gather(1, expert_actions.unsqueeze(1))
-    margins = margin * (1.0 - torch.nn.functional.one_hot(expert_actions, q_values.shape[1]).to(q_values.dtype))
+    margins = margin * (
+        1.0 - torch.nn.functional.one_hot(expert_actions, q_values.shape[1]).to(q_values.dtype)
+    )
     if max_form:
         return (q_values + margins).max(dim=1).values - expert_q.squeeze(1)
     return (q_values + margins - expert_q).clamp(min=0.0).mean(dim=1)
 
 
-def _cql_term(q: torch.Tensor, actions: torch.Tensor, teacher_q: torch.Tensor | None,
-              config: ReincarnationConfig) -> torch.Tensor:
+def _cql_term(
+    q: torch.Tensor, actions: torch.Tensor, teacher_q: torch.Tensor | None, config: ReincarnationConfig
+) -> torch.Tensor:
     return cql_loss(q, actions, config.temperature)
 
 
-def _margin_term(q: torch.Tensor, actions: torch.Tensor, teacher_q: torch.Tensor | None,
-                 config: ReincarnationConfig) -> torch.Tensor:
+def _margin_term(
+    q: torch.Tensor, actions: torch.Tensor, teacher_q: torch.Tensor | None, config: ReincarnationConfig
+) -> torch.Tensor:
     assert teacher_q is not None
     return large_margin_loss(q, teacher_q.argmax(dim=1), config.margin, config.dqfd_max_margin)
 
@@ -77,12 +82,22 @@ METHODS: dict[str, Method] = {
     "qdagger": QDAGGER,
     "kickstarting": Method("kickstarting", offline=None, online=DISTILL, uses_teacher_data=False),
     "jsrl": Method("jsrl", offline=None, online=None, online_lr="agent", uses_teacher_data=False),
-    "pretrain": Method("pretrain", offline=CQL, online=None, wean=False, online_lr="min", keep_optimizer=False),
-    "rehearsal": Method("rehearsal", offline=CQL, online=None, wean=False, online_lr="min", keep_optimizer=False,
-                        rehearsal=True),
+    "pretrain": Method(
+        "pretrain", offline=CQL, online=None, wean=False, online_lr="min", keep_optimizer=False
+    ),
+    "rehearsal": Method(
+        "rehearsal",
+        offline=CQL,
+        online=None,
+        wean=False,
+        online_lr="min",
+        keep_optimizer=False,
+        rehearsal=True,
+    ),
     "dqfd": Method("dqfd", offline=MARGIN, online=MARGIN, online_lr="max"),
-    "finetune": Method("finetune", offline=None, online=None, online_lr="min", uses_teacher_data=False,
-                       decay_epsilon=False),
+    "finetune": Method(
+        "finetune", offline=None, online=None, online_lr="min", uses_teacher_data=False, decay_epsilon=False
+    ),
     "scratch": Method("scratch", offline=None, online=None, online_lr="agent", uses_teacher_data=False),
 }
 
@@ -97,8 +112,14 @@ def method(name: str) -> Method:
 class JSRLStudent(ReincarnatingStudent):
     """Jump-start RL: in training, the teacher acts for the first ``roll_in[i]`` steps of env i's episode."""
 
-    def __init__(self, agent: Any, teacher: Any, config: ReincarnationConfig, num_envs: int,
-                 resuming_online: bool = False):
+    def __init__(
+        self,
+        agent: Any,
+        teacher: Any,
+        config: ReincarnationConfig,
+        num_envs: int,
+        resuming_online: bool = False,
+    ):
         super().__init__(agent, teacher, config, METHODS["jsrl"], resuming_online=resuming_online)
         if teacher is None:
             raise AnewError("jsrl needs a teacher to roll in; pass --teacher")
@@ -109,8 +130,13 @@ class JSRLStudent(ReincarnatingStudent):
     def draw_roll_in(self) -> int:
         return int(self.agent.rng.integers(1, self.max_roll_in + 1)) if self.max_roll_in >= 1 else 0
 
-    def act(self, obs: np.ndarray, explore: bool = True, rng: np.random.Generator | None = None,
-            info: dict[str, Any] | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = True,
+        rng: np.random.Generator | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> np.ndarray:
         actions = super().act(obs, explore, rng)
         if explore:
             guided = self.episode_step < self.roll_in
@@ -130,8 +156,12 @@ class JSRLStudent(ReincarnatingStudent):
         self.max_roll_in = int(self.max_roll_in * self.config.jsrl_roll_in_decay)
 
     def reincarnation_state(self) -> dict[str, Any]:
-        return {**super().reincarnation_state(), "max_roll_in": self.max_roll_in,
-                "episode_step": self.episode_step.tolist(), "roll_in": self.roll_in.tolist()}
+        return {
+            **super().reincarnation_state(),
+            "max_roll_in": self.max_roll_in,
+            "episode_step": self.episode_step.tolist(),
+            "roll_in": self.roll_in.tolist(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
@@ -151,9 +181,11 @@ def copy_parameters(tensors: Sequence[torch.Tensor], network: torch.nn.Module) -
     """
     parameters = list(network.parameters())
     if len(parameters) != len(tensors) or any(p.shape != t.shape for p, t in zip(parameters, tensors)):
-        raise AnewError(f"the networks differ: {[tuple(t.shape) for t in tensors]} cannot load into "
-                        f"{[tuple(p.shape) for p in parameters]}; the student must have the teacher's architecture "
-                        "(same agent, torso and hidden sizes)")
+        raise AnewError(
+            f"the networks differ: {[tuple(t.shape) for t in tensors]} cannot load into "
+            f"{[tuple(p.shape) for p in parameters]}; the student must have the teacher's architecture "
+            "(same agent, torso and hidden sizes)"
+        )
     with torch.no_grad():
         for parameter, tensor in zip(parameters, tensors):
             parameter.copy_(tensor)
@@ -167,8 +199,15 @@ def reload_teacher_weights(agent: Any, teacher: Any) -> None:
     agent.sync_target()
 
 
-def build_student(method_name: str, agent: Any, teacher: Any, config: ReincarnationConfig,
-                  teacher_data: Any = None, num_envs: int = 1, resuming_online: bool = False) -> Any:
+def build_student(
+    method_name: str,
+    agent: Any,
+    teacher: Any,
+    config: ReincarnationConfig,
+    teacher_data: Any = None,
+    num_envs: int = 1,
+    resuming_online: bool = False,
+) -> Any:
     """The student for a method name (see the module docstring); ``scratch`` is the plain agent itself, with
     its own exploration schedule, so that tabula rasa means exactly ``anew train``. ``resuming_online``: the
     student of a run resumed in its online phase (its checkpoint then sets weights and schedule)."""

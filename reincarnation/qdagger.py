@@ -138,8 +138,12 @@ class TeacherTerm:
     needs_teacher: bool = True
 
 
-def distill_term_loss(student_q: torch.Tensor, actions: torch.Tensor, teacher_q: torch.Tensor | None,
-                      config: ReincarnationConfig) -> torch.Tensor:
+def distill_term_loss(
+    student_q: torch.Tensor,
+    actions: torch.Tensor,
+    teacher_q: torch.Tensor | None,
+    config: ReincarnationConfig,
+) -> torch.Tensor:
     assert teacher_q is not None
     return distillation_loss(student_q, teacher_q, config.temperature)
 
@@ -196,17 +200,30 @@ class ReincarnatingStudent(AgentBase):
     ``reincarnation`` entry, so a checkpoint loads back as the plain agent (``anew evaluate``).
     """
 
-    def __init__(self, agent: Any, teacher: Teacher | None, config: ReincarnationConfig, method: Method = QDAGGER,
-                 teacher_data: TransitionSource | None = None, resuming_online: bool = False):
+    def __init__(
+        self,
+        agent: Any,
+        teacher: Teacher | None,
+        config: ReincarnationConfig,
+        method: Method = QDAGGER,
+        teacher_data: TransitionSource | None = None,
+        resuming_online: bool = False,
+    ):
         if not isinstance(agent, DQNAgent):
-            raise AnewError(f"{type(agent).__name__} is not a value-based anew agent; students must be dqn or rainbow")
-        needs_teacher = any(term is not None and term.needs_teacher for term in (method.offline, method.online))
+            raise AnewError(
+                f"{type(agent).__name__} is not a value-based anew agent; students must be dqn or rainbow"
+            )
+        needs_teacher = any(
+            term is not None and term.needs_teacher for term in (method.offline, method.online)
+        )
         if needs_teacher and teacher is None:
             raise AnewError(f"{method.name} needs a teacher; pass --teacher")
         # A run resumed in its online phase needs teacher data only if it keeps rehearsing it.
         offline = method.offline is not None and not resuming_online
         if (offline or method.rehearsal) and teacher_data is None:
-            raise AnewError(f"{method.name} trains on teacher data; give a teacher replay or let it be collected")
+            raise AnewError(
+                f"{method.name} trains on teacher data; give a teacher replay or let it be collected"
+            )
         self.agent, self.teacher, self.method, self.teacher_data = agent, teacher, method, teacher_data
         distributional = agent.distributional
         self.config = dataclasses.replace(
@@ -250,7 +267,9 @@ class ReincarnatingStudent(AgentBase):
         """Weaning after an online evaluation: update w, then the tied learning rate."""
         if self.phase != "online":
             return
-        self.weight = weaned_weight(self.weight, normalized_score, online_steps, self.config.wean_cutoff_steps)
+        self.weight = weaned_weight(
+            self.weight, normalized_score, online_steps, self.config.wean_cutoff_steps
+        )
         self.set_learning_rate(self.online_learning_rate())
 
     def start_online(self) -> None:
@@ -278,8 +297,13 @@ class ReincarnatingStudent(AgentBase):
     def episode_start(self, mask: np.ndarray, explore: bool = True) -> None:
         self.agent.episode_start(mask, explore)
 
-    def act(self, obs: np.ndarray, explore: bool = True, rng: np.random.Generator | None = None,
-            info: dict[str, Any] | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = True,
+        rng: np.random.Generator | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> np.ndarray:
         """The agent's own evaluation policy (and noisy exploration); epsilon-greedy on the student's schedule."""
         agent = self.agent
         if not explore or agent.explores_by_noise:
@@ -318,7 +342,9 @@ class ReincarnatingStudent(AgentBase):
         own = agent.sample_batch(batch_size - from_teacher)
         return concat_samples(own, self.teacher_data.sample(from_teacher)) if from_teacher else own
 
-    def teacher_loss(self, sample: ReplaySample, q_values: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def teacher_loss(
+        self, sample: ReplaySample, q_values: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """coefficient · the teacher term, weighted by the sample's importance weights (the DQN loss hook)."""
         term, coefficient = self.term, self.coefficient
         metrics = {"charts/distill_coeff": coefficient}
@@ -334,9 +360,16 @@ class ReincarnatingStudent(AgentBase):
 
     # ------------------------------------------------------------------ state
     def reincarnation_state(self) -> dict[str, Any]:
-        state = {"method": self.method.name, "phase": self.phase, "weight": self.weight,
-                 "offline_updates": self.offline_updates, "lr": self.learning_rate}
-        if self.teacher_data is not None and (self.phase == "offline" or self.method.rehearsal):  # their batches
+        state = {
+            "method": self.method.name,
+            "phase": self.phase,
+            "weight": self.weight,
+            "offline_updates": self.offline_updates,
+            "lr": self.learning_rate,
+        }
+        if self.teacher_data is not None and (
+            self.phase == "offline" or self.method.rehearsal
+        ):  # their batches
             state["teacher_data_rng"] = self.teacher_data.rng.bit_generator.state
         if self.teacher is not None:  # its epsilon-random actions (JSRL's roll-in) draw from it
             state["teacher_rng"] = self.teacher.rng.bit_generator.state

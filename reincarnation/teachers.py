@@ -10,7 +10,7 @@ Sources:
 
 * :meth:`Teacher.from_agent` - an anew agent in memory (its online network, copied and frozen);
 * :meth:`Teacher.from_dopamine` - a Dopamine JAX DQN / Rainbow ``ckpt.N`` (via :func:`load_dopamine_network`);
-* an anew checkpoint (a run directory or its ``checkpoints/step_*``): ``anew.runners.reincarnate.load_teacher``
+* an anew checkpoint (a run directory or its ``checkpoints/step_*``): ``anew.runners.teacher_setup.load_teacher``
   rebuilds the agent with the runner's registry and wraps it with :meth:`Teacher.from_agent` (this package
   does not import the runners).
 
@@ -102,40 +102,68 @@ class Teacher:
         output = self.network(tensor)
         q = output.q_values if isinstance(output, DopamineNetworkOutput) else output
         if q.ndim != 2 or q.shape[1] != self.num_actions:
-            raise AnewError(f"the teacher answered with shape {tuple(q.shape)}, expected (batch, {self.num_actions})")
+            raise AnewError(
+                f"the teacher answered with shape {tuple(q.shape)}, expected (batch, {self.num_actions})"
+            )
         return q.float()
 
     def episode_start(self, mask: np.ndarray, explore: bool = True) -> None:
         """A teacher keeps no per-episode state (so evaluation can play it like an agent)."""
 
-    def act(self, obs: np.ndarray, explore: bool = False, rng: np.random.Generator | None = None,
-            info: dict[str, Any] | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = False,
+        rng: np.random.Generator | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> np.ndarray:
         """Greedy actions with epsilon-random ones mixed in (``explore_epsilon`` or ``eval_epsilon``)."""
         epsilon = self.explore_epsilon if explore else self.eval_epsilon
-        return epsilon_greedy(self.q_values(obs).argmax(dim=1).cpu().numpy(), epsilon, self.num_actions,
-                              rng or self.rng)
+        return epsilon_greedy(
+            self.q_values(obs).argmax(dim=1).cpu().numpy(), epsilon, self.num_actions, rng or self.rng
+        )
 
     # ------------------------------------------------------------------ sources
     @classmethod
     def from_agent(cls, agent: Any, *, seed: int = 0, description: str = "", **options: Any) -> Teacher:
         """A snapshot of an anew value-based agent (DQN, Rainbow): its online network, copied and frozen."""
         if not isinstance(agent, DQNAgent):
-            raise AnewError(f"{type(agent).__name__} has no Q-network; a teacher must be a value-based agent such as "
-                            "dqn or rainbow")
+            raise AnewError(
+                f"{type(agent).__name__} has no Q-network; a teacher must be a value-based agent such as "
+                "dqn or rainbow"
+            )
         options.setdefault("eval_epsilon", agent.config.eval_epsilon)
         options.setdefault("explore_epsilon", agent.config.epsilon_end)
         options.setdefault("device", agent.device)
-        return cls(copy.deepcopy(agent.online), agent.num_actions, seed=seed,
-                   description=description or f"anew {type(agent).__name__}", **options)
+        return cls(
+            copy.deepcopy(agent.online),
+            agent.num_actions,
+            seed=seed,
+            description=description or f"anew {type(agent).__name__}",
+            **options,
+        )
 
     @classmethod
-    def from_dopamine(cls, checkpoint_dir: str | os.PathLike, kind: str = "dqn", iteration: int | None = None, *,
-                      seed: int = 0, **options: Any) -> Teacher:
+    def from_dopamine(
+        cls,
+        checkpoint_dir: str | os.PathLike,
+        kind: str = "dqn",
+        iteration: int | None = None,
+        *,
+        seed: int = 0,
+        **options: Any,
+    ) -> Teacher:
         """A Dopamine JAX DQN or Rainbow checkpoint, fed anew observations turned stack-last."""
         network = load_dopamine_network(checkpoint_dir, iteration, kind)  # type: ignore[arg-type]
         num_actions = network.network.num_actions
-        return cls(network, num_actions, preprocess=to_dopamine_layout, seed=seed,
-                   description=f"Dopamine {kind} checkpoint {checkpoint_dir}", **options)
+        return cls(
+            network,
+            num_actions,
+            preprocess=to_dopamine_layout,
+            seed=seed,
+            description=f"Dopamine {kind} checkpoint {checkpoint_dir}",
+            **options,
+        )
 
 
 def is_dopamine_checkpoint(path: str | os.PathLike) -> bool:
@@ -155,11 +183,23 @@ class TransitionSource(Protocol):
     def sample(self, batch_size: int) -> ReplaySample: ...
 
 
-def _sample(obs: np.ndarray, action: np.ndarray, reward: np.ndarray, discount: np.ndarray, next_obs: np.ndarray,
-            indices: np.ndarray) -> ReplaySample:
-    return ReplaySample(obs=obs, action=action.astype(np.int64), reward=reward.astype(np.float32),
-                        discount=discount.astype(np.float32), next_obs=next_obs, indices=indices.astype(np.int64),
-                        weights=np.ones(len(action), dtype=np.float32))
+def _sample(
+    obs: np.ndarray,
+    action: np.ndarray,
+    reward: np.ndarray,
+    discount: np.ndarray,
+    next_obs: np.ndarray,
+    indices: np.ndarray,
+) -> ReplaySample:
+    return ReplaySample(
+        obs=obs,
+        action=action.astype(np.int64),
+        reward=reward.astype(np.float32),
+        discount=discount.astype(np.float32),
+        next_obs=next_obs,
+        indices=indices.astype(np.int64),
+        weights=np.ones(len(action), dtype=np.float32),
+    )
 
 
 class DopamineReplaySource:
@@ -176,8 +216,9 @@ class DopamineReplaySource:
     def sample(self, batch_size: int) -> ReplaySample:
         batch = self.replay.sample_transition_batch(batch_size, channels_first=True)
         discount = self.bootstrap * (1.0 - batch["terminal"].astype(np.float64))
-        return _sample(batch["state"], batch["action"], batch["reward"], discount, batch["next_state"],
-                       batch["indices"])
+        return _sample(
+            batch["state"], batch["action"], batch["reward"], discount, batch["next_state"], batch["indices"]
+        )
 
 
 class DopamineJaxReplaySource:
@@ -192,8 +233,14 @@ class DopamineJaxReplaySource:
     def sample(self, batch_size: int) -> ReplaySample:
         batch = self.replay.sample(batch_size)
         discount = self.bootstrap * (1.0 - batch["is_terminal"].astype(np.float64))
-        return _sample(np.ascontiguousarray(batch["state"].transpose(0, 3, 1, 2)), batch["action"], batch["reward"],
-                       discount, np.ascontiguousarray(batch["next_state"].transpose(0, 3, 1, 2)), batch["keys"])
+        return _sample(
+            np.ascontiguousarray(batch["state"].transpose(0, 3, 1, 2)),
+            batch["action"],
+            batch["reward"],
+            discount,
+            np.ascontiguousarray(batch["next_state"].transpose(0, 3, 1, 2)),
+            batch["keys"],
+        )
 
 
 def load_anew_replay(directory: str | os.PathLike, n_step: int, gamma: float, seed: int = 0) -> ReplayBuffer:
@@ -204,9 +251,16 @@ def load_anew_replay(directory: str | os.PathLike, n_step: int, gamma: float, se
     layout = saved_layout(directory)
     (obs_dtype, _), (action_dtype, action_shape) = layout["obs"], layout["action"]
     buffer = ReplayBuffer(
-        capacity=manifest["num_envs"] * manifest["rows_per_env"], num_envs=manifest["num_envs"],
-        obs_shape=tuple(manifest["obs_shape"]), obs_dtype=obs_dtype, action_shape=action_shape[2:],
-        action_dtype=action_dtype, frame_stack=manifest["frame_stack"], n_step=n_step, gamma=gamma, seed=seed,
+        capacity=manifest["num_envs"] * manifest["rows_per_env"],
+        num_envs=manifest["num_envs"],
+        obs_shape=tuple(manifest["obs_shape"]),
+        obs_dtype=obs_dtype,
+        action_shape=action_shape[2:],
+        action_dtype=action_dtype,
+        frame_stack=manifest["frame_stack"],
+        n_step=n_step,
+        gamma=gamma,
+        seed=seed,
     )
     buffer.load(directory)
     return buffer
@@ -219,8 +273,14 @@ def _is_anew_replay(directory: Path) -> bool:
         return False
 
 
-def load_teacher_data(path: str | os.PathLike, *, n_step: int, gamma: float, seed: int = 0,
-                      dopamine_update_horizon: int | None = None) -> TransitionSource:
+def load_teacher_data(
+    path: str | os.PathLike,
+    *,
+    n_step: int,
+    gamma: float,
+    seed: int = 0,
+    dopamine_update_horizon: int | None = None,
+) -> TransitionSource:
     """Teacher transitions from a folder: anew replay (``manifest.json``, or a checkpoint holding ``replay/``),
     Dopamine legacy replay (``$store$_*_ckpt.N.gz``) or Dopamine 4.x JAX replay (``checkpoint.msgpack``).
 
@@ -229,30 +289,48 @@ def load_teacher_data(path: str | os.PathLike, *, n_step: int, gamma: float, see
     """
     path = Path(path)
     if not path.exists():
-        raise AnewError(f"teacher replay {path} does not exist; pass a replay folder or drop --teacher-replay to "
-                        "collect teacher data by rolling the teacher out")
+        raise AnewError(
+            f"teacher replay {path} does not exist; pass a replay folder or drop --teacher-replay to "
+            "collect teacher data by rolling the teacher out"
+        )
     for candidate in (path, path / "replay"):
         if _is_anew_replay(candidate):
             return load_anew_replay(candidate, n_step, gamma, seed)
     for candidate in (path, path / "checkpoints", path / "replay_logs", path / "replay"):
         if candidate.is_dir() and complete_suffixes(candidate):
-            return DopamineReplaySource(DopamineReplay(candidate, update_horizon=n_step, gamma=gamma, seed=seed))
+            return DopamineReplaySource(
+                DopamineReplay(candidate, update_horizon=n_step, gamma=gamma, seed=seed)
+            )
     if path.name == "checkpoint.msgpack" or any(path.rglob("checkpoint.msgpack")):
         replay = DopamineJaxReplay(path)
         return DopamineJaxReplaySource(replay, dopamine_update_horizon or n_step, gamma)
-    raise AnewError(f"{path} holds no replay anew can read: expected an anew replay (manifest.json), Dopamine "
-                    "legacy files ($store$_*_ckpt.N.gz) or a Dopamine 4.x replay (checkpoint.msgpack)")
+    raise AnewError(
+        f"{path} holds no replay anew can read: expected an anew replay (manifest.json), Dopamine "
+        "legacy files ($store$_*_ckpt.N.gz) or a Dopamine 4.x replay (checkpoint.msgpack)"
+    )
 
 
-def replay_like(replay: ReplayBuffer, capacity: int, num_envs: int, seed: int = 0,
-                storage_dir: str | os.PathLike | None = None) -> ReplayBuffer:
+def replay_like(
+    replay: ReplayBuffer,
+    capacity: int,
+    num_envs: int,
+    seed: int = 0,
+    storage_dir: str | os.PathLike | None = None,
+) -> ReplayBuffer:
     """An empty uniform buffer storing what ``replay`` stores (shapes, frame stack, n-step, gamma);
     ``storage_dir`` memory-maps its observations (a 1M-step Atari teacher buffer is 7 GB)."""
     return ReplayBuffer(
-        capacity=max(capacity, num_envs * (replay.frame_stack + replay.n_step + 2)), num_envs=num_envs,
-        obs_shape=replay.obs_shape, obs_dtype=replay.obs.dtype, action_shape=replay.action.shape[2:],
-        action_dtype=replay.action.dtype, frame_stack=replay.frame_stack, n_step=replay.n_step,
-        gamma=replay.gamma, seed=seed, storage_dir=storage_dir,
+        capacity=max(capacity, num_envs * (replay.frame_stack + replay.n_step + 2)),
+        num_envs=num_envs,
+        obs_shape=replay.obs_shape,
+        obs_dtype=replay.obs.dtype,
+        action_shape=replay.action.shape[2:],
+        action_dtype=replay.action.dtype,
+        frame_stack=replay.frame_stack,
+        n_step=replay.n_step,
+        gamma=replay.gamma,
+        seed=seed,
+        storage_dir=storage_dir,
     )
 
 
@@ -279,8 +357,14 @@ def collect_teacher_replay(
         teacher.rng = teacher_rng
 
 
-def _roll_out(teacher: Teacher, envs: gym.vector.VectorEnv, steps: int, replay: ReplayBuffer, seed: int,
-              reward_clip: float) -> dict[str, float]:
+def _roll_out(
+    teacher: Teacher,
+    envs: gym.vector.VectorEnv,
+    steps: int,
+    replay: ReplayBuffer,
+    seed: int,
+    reward_clip: float,
+) -> dict[str, float]:
     mode = envs.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
     if mode != gym.vector.AutoresetMode.SAME_STEP:
         raise AnewError(f"collecting teacher data needs a vector env with SAME_STEP autoreset, got {mode}")
@@ -303,4 +387,7 @@ def _roll_out(teacher: Teacher, envs: gym.vector.VectorEnv, steps: int, replay: 
             returns.append(float(running[i]))
             running[i] = 0.0
         obs = next_obs
-    return {"episodes": float(len(returns)), "mean_return": float(np.mean(returns)) if returns else float("nan")}
+    return {
+        "episodes": float(len(returns)),
+        "mean_return": float(np.mean(returns)) if returns else float("nan"),
+    }

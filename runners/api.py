@@ -1,9 +1,9 @@
 """anew from Python: the same runs as the ``anew`` command, for scripts and notebooks.
 
-    import anew
-    run_dir = anew.train("dqn", env_id="CartPole-v1", seed=1, total_steps=20_000)
-    agent = anew.load_agent(run_dir)
-    print(anew.evaluate(agent, "CartPole-v1", episodes=10).returns)
+import anew
+run_dir = anew.train("dqn", env_id="CartPole-v1", seed=1, total_steps=20_000)
+agent = anew.load_agent(run_dir)
+print(anew.evaluate(agent, "CartPole-v1", episodes=10).returns)
 """
 
 from __future__ import annotations

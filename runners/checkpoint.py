@@ -87,7 +87,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint directory from either itself or a run directory (its newest checkpoint)."""
     path = Path(path)
     if not path.exists():
-        raise AnewError(f"{path} does not exist; pass a run directory or one of its checkpoints/step_* folders")
+        raise AnewError(
+            f"{path} does not exist; pass a run directory or one of its checkpoints/step_* folders"
+        )
     if (path / "runner.json").is_file():
         return path
     found = list_checkpoints(path / "checkpoints")
@@ -101,14 +103,20 @@ def load_checkpoint(path: Path, expected_agent: str | None = None) -> tuple[dict
     try:
         runner_state = json.loads((path / "runner.json").read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise AnewError(f"{path / 'runner.json'} is unreadable or truncated ({error}); use an earlier checkpoint") from error
+        raise AnewError(
+            f"{path / 'runner.json'} is unreadable or truncated ({error}); use an earlier checkpoint"
+        ) from error
     if runner_state.get("format") != FORMAT:
         raise AnewError(f"{path} is not an anew checkpoint (format {runner_state.get('format')!r})")
     if runner_state.get("version", 0) > VERSION:
-        raise AnewError(f"{path} was written by a newer anew (format v{runner_state['version']}); upgrade anew")
+        raise AnewError(
+            f"{path} was written by a newer anew (format v{runner_state['version']}); upgrade anew"
+        )
     agent_name = runner_state.get("agent")
     if expected_agent is not None and agent_name != expected_agent:
-        raise AnewError(f"{path} holds a {agent_name!r} agent, not {expected_agent!r}; pass a matching checkpoint")
+        raise AnewError(
+            f"{path} holds a {agent_name!r} agent, not {expected_agent!r}; pass a matching checkpoint"
+        )
     try:
         agent_state = torch.load(path / "agent.pt", map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, foreign pickle, missing file: all the same to a user

@@ -17,7 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("anew.runners.train", "train an agent: anew train dqn --env-id CartPole-v1"),
     "resume": ("anew.runners.resume", "continue a run exactly where it stopped: anew resume RUN_DIR"),
     "evaluate": ("anew.runners.evaluate", "evaluate a checkpoint: anew evaluate CHECKPOINT --episodes N"),
-    "reincarnate": ("anew.runners.reincarnate", "teach a student from a teacher: anew reincarnate qdagger ..."),
+    "reincarnate": (
+        "anew.runners.reincarnate",
+        "teach a student from a teacher: anew reincarnate qdagger ...",
+    ),
     "report": ("anew.runners.report", "IQM tables and plots from run directories: anew report runs/*"),
     "sweep": ("anew.runners.sweep", "agents x envs x seeds, locally or on Ray: anew sweep SPEC.toml"),
     "envs": ("anew.runners.env_list", "list every registered environment id with its kind"),

@@ -69,8 +69,11 @@ def converted_config(conversion: DopamineConversion) -> tuple[str, Any]:
     overrides: dict[str, Any] = {"torso": "nature"}
     if conversion.kind == "rainbow":
         assert conversion.support is not None
-        overrides.update(num_atoms=conversion.num_atoms, v_min=float(conversion.support[0]),
-                         v_max=float(conversion.support[-1]))
+        overrides.update(
+            num_atoms=conversion.num_atoms,
+            v_min=float(conversion.support[0]),
+            v_max=float(conversion.support[-1]),
+        )
     known = {field.name for field in dataclasses.fields(config)}
     return preset_name, dataclasses.replace(config, **{k: v for k, v in overrides.items() if k in known})
 
@@ -80,25 +83,32 @@ def convert_dopamine(args: ConvertArgs) -> Path:
     if not args.out:
         raise AnewError("name the output run directory: --out RUN_DIR")
     if not args.env_id.startswith("ALE/"):
-        raise AnewError(f"--env-id must name the game as ALE/<Game>-v5 (got {args.env_id!r}); Dopamine checkpoints "
-                        "do not record it")
+        raise AnewError(
+            f"--env-id must name the game as ALE/<Game>-v5 (got {args.env_id!r}); Dopamine checkpoints "
+            "do not record it"
+        )
     agent_name = AGENT_FOR_KIND[args.kind][0]
     if agent_name not in registry.available_agents():
-        raise AnewError(f"--kind {args.kind} needs anew's {agent_name} agent, which this build lacks; a Dopamine "
-                        f"{args.kind} checkpoint can still teach directly: anew reincarnate METHOD --teacher "
-                        f"{args.checkpoint_dir} --teacher-kind {args.kind}")
+        raise AnewError(
+            f"--kind {args.kind} needs anew's {agent_name} agent, which this build lacks; a Dopamine "
+            f"{args.kind} checkpoint can still teach directly: anew reincarnate METHOD --teacher "
+            f"{args.checkpoint_dir} --teacher-kind {args.kind}"
+        )
     iteration = None if args.iteration < 0 else args.iteration
     try:
-        conversion = convert_dopamine_checkpoint(args.checkpoint_dir, iteration, args.kind,
-                                                 params=args.params)
+        conversion = convert_dopamine_checkpoint(
+            args.checkpoint_dir, iteration, args.kind, params=args.params
+        )
     except AnewError as error:  # the library names its keyword (kind='rainbow'); here it is a flag
         raise AnewError(re.sub(r"kind='(\w+)'", r"--kind \1", str(error))) from None
     env = make_env(args.env_id, "dopamine", training=False)
     actions = int(env.action_space.n)
     env.close()
     if actions != conversion.num_actions:
-        raise AnewError(f"the checkpoint's network has {conversion.num_actions} actions but {args.env_id} has "
-                        f"{actions}; pass the game the agent was trained on")
+        raise AnewError(
+            f"the checkpoint's network has {conversion.num_actions} actions but {args.env_id} has "
+            f"{actions}; pass the game the agent was trained on"
+        )
     preset_name, config = converted_config(conversion)
     observation_space = gym.spaces.Box(0, 255, (conversion.in_channels, 84, 84), np.uint8)
     build_config = dataclasses.replace(config, buffer_size=1_000, replay_on_disk="")  # no replay is written
@@ -109,25 +119,50 @@ def convert_dopamine(args: ConvertArgs) -> Path:
     _check_same_q_values(agent.online, conversion)
 
     step = conversion.training_steps if conversion.training_steps is not None else conversion.iteration
-    run = RunArgs(env_id=args.env_id, preset=preset_name, env_protocol="dopamine", total_steps=max(step, 1),
-                  run_dir=args.out)
-    source = {"format": "dopamine", "checkpoint_dir": str(Path(args.checkpoint_dir).resolve()),
-              "params": args.params, **conversion.metadata()}
-    runner_state = {"agent": agent_name, "env_id": args.env_id, "run": dataclasses.asdict(run),
-                    "agent_config": dataclasses.asdict(config), "anew_version": __version__, "converted_from": source}
+    run = RunArgs(
+        env_id=args.env_id,
+        preset=preset_name,
+        env_protocol="dopamine",
+        total_steps=max(step, 1),
+        run_dir=args.out,
+    )
+    source = {
+        "format": "dopamine",
+        "checkpoint_dir": str(Path(args.checkpoint_dir).resolve()),
+        "params": args.params,
+        **conversion.metadata(),
+    }
+    runner_state = {
+        "agent": agent_name,
+        "env_id": args.env_id,
+        "run": dataclasses.asdict(run),
+        "agent_config": dataclasses.asdict(config),
+        "anew_version": __version__,
+        "converted_from": source,
+    }
     checkpoints = Path(args.out) / "checkpoints"
     if (checkpoints / checkpoint_name(step)).exists():
         raise AnewError(f"{checkpoints / checkpoint_name(step)} exists already; pick another --out")
-    path = save_checkpoint(checkpoints, step, {"agent": agent.state_dict(), "torch_rng": torch.get_rng_state()},
-                           runner_state, keep=0)
+    path = save_checkpoint(
+        checkpoints,
+        step,
+        {"agent": agent.state_dict(), "torch_rng": torch.get_rng_state()},
+        runner_state,
+        keep=0,
+    )
     (Path(args.out) / "converted_from.json").write_text(json.dumps(source, indent=1))
     return path
 
 
 def _check_same_q_values(network: torch.nn.Module, conversion: DopamineConversion) -> None:
     reference = conversion.build_network().eval()
-    states = torch.randint(0, 256, (2, conversion.in_channels, 84, 84), dtype=torch.uint8,
-                           generator=torch.Generator().manual_seed(0))
+    states = torch.randint(
+        0,
+        256,
+        (2, conversion.in_channels, 84, 84),
+        dtype=torch.uint8,
+        generator=torch.Generator().manual_seed(0),
+    )
     with torch.no_grad():
         expected = reference(states)
         if conversion.support is not None:
@@ -135,16 +170,20 @@ def _check_same_q_values(network: torch.nn.Module, conversion: DopamineConversio
             expected = (probabilities * torch.as_tensor(conversion.support)).sum(-1)
         got = network.eval()(states)
     if not torch.allclose(got, expected, atol=1e-5):
-        raise AnewError(f"the converted {conversion.kind} network disagrees with the Dopamine parameters (max "
-                        f"|dQ| {float((got - expected).abs().max()):.2e}); this anew build's network layout differs")
+        raise AnewError(
+            f"the converted {conversion.kind} network disagrees with the Dopamine parameters (max "
+            f"|dQ| {float((got - expected).abs().max()):.2e}); this anew build's network layout differs"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = tyro.cli(ConvertArgs, args=argv, prog="anew convert")
     path = convert_dopamine(args)
-    print(f"converted {args.kind} checkpoint {args.checkpoint_dir} -> {path}\n"
-          f"  evaluate it:   anew evaluate {args.out}\n"
-          f"  teach with it: anew reincarnate qdagger --teacher {args.out} --env-id {args.env_id}")
+    print(
+        f"converted {args.kind} checkpoint {args.checkpoint_dir} -> {path}\n"
+        f"  evaluate it:   anew evaluate {args.out}\n"
+        f"  teach with it: anew reincarnate qdagger --teacher {args.out} --env-id {args.env_id}"
+    )
     return 0
 
 

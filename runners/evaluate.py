@@ -63,8 +63,9 @@ def evaluate_agent(
     if team:
         envs = make_team_env(env_id, num_envs, seed, **(env_kwargs or {}))
     else:
-        envs = make_vector_env(env_id, num_envs, seed=seed, env_protocol=env_protocol, training=False,
-                               env_kwargs=env_kwargs)
+        envs = make_vector_env(
+            env_id, num_envs, seed=seed, env_protocol=env_protocol, training=False, env_kwargs=env_kwargs
+        )
     rng = np.random.default_rng(seed)
     running_return, running_length = np.zeros(num_envs), np.zeros(num_envs, dtype=int)
     finished = np.zeros(num_envs, dtype=int)
@@ -105,8 +106,12 @@ def evaluate_agent(
     envs.close()
     order = [(i, k) for k in range(int(quota.max())) for i in range(num_envs) if k < quota[i]]
     # ``success`` -> ``success_rate`` for yes/no measures, ``n_collisions`` -> ``mean_n_collisions``
-    extra = {(f"{name}_rate" if name in flags else f"mean_{name}"): float(np.mean([per_env[i][k] for i, k in order]))
-             for name, per_env in measures.items()}
+    extra = {
+        (f"{name}_rate" if name in flags else f"mean_{name}"): float(
+            np.mean([per_env[i][k] for i, k in order])
+        )
+        for name, per_env in measures.items()
+    }
     for name, values in reported["episode_measures"].items():
         extra[name] = float(np.mean(values))
         if len(values) > 1:
@@ -116,7 +121,12 @@ def evaluate_agent(
 
 
 def record_video(
-    agent: Any, env_id: str, path: Path, seed: int, env_protocol: str = "", max_frames: int = 5_000,
+    agent: Any,
+    env_id: str,
+    path: Path,
+    seed: int,
+    env_protocol: str = "",
+    max_frames: int = 5_000,
     env_kwargs: dict[str, Any] | None = None,
 ) -> Path:
     """Play one evaluation episode and save it as an animated GIF (no video codec needed)."""
@@ -135,7 +145,9 @@ def record_video(
             env = make_team_env(env_id, 1, seed, **(env_kwargs or {}))
             obs, info = env.reset(seed=seed)
         else:
-            env = make_env(env_id, env_protocol, training=False, render_mode="rgb_array", **(env_kwargs or {}))
+            env = make_env(
+                env_id, env_protocol, training=False, render_mode="rgb_array", **(env_kwargs or {})
+            )
             (obs, _), info = env.reset(seed=seed), None
         first = env.render()
     except gym.error.DependencyNotInstalled as error:
@@ -146,7 +158,9 @@ def record_video(
         agent.episode_start(np.ones(1, dtype=bool), explore=False)
         while not done and len(frames) < max_frames:
             if team:  # the game resets inside its last step: the final frame is the new game's first
-                obs, _, terminated, truncated, info = env.step(agent.act(obs, explore=False, rng=rng, info=info))
+                obs, _, terminated, truncated, info = env.step(
+                    agent.act(obs, explore=False, rng=rng, info=info)
+                )
                 done = bool((terminated | truncated)[0])
             else:
                 obs, _, terminated, truncated, _ = env.step(agent.act(obs[None], explore=False, rng=rng)[0])
@@ -169,8 +183,9 @@ def terminal_progress(label: str) -> EvaluationProgress:
             if state["bar"] is None:
                 from tqdm import tqdm
 
-                state["bar"] = tqdm(total=episodes, desc=label, unit="episode", leave=False,
-                                    dynamic_ncols=True)
+                state["bar"] = tqdm(
+                    total=episodes, desc=label, unit="episode", leave=False, dynamic_ncols=True
+                )
             state["bar"].n = done
             state["bar"].set_postfix_str(f"{steps} steps", refresh=False)
             state["bar"].refresh()
@@ -211,8 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     protocol = runner_state["run"].get("env_protocol", "")
     known = list(EvaluateArgs.__dataclass_fields__)
     env_kwargs = {**runner_state["run"].get("env_kwargs", {}), **env_options(unknown, known)}
-    result = evaluate_agent(agent, env_id, args.episodes, args.seed, protocol, env_kwargs=env_kwargs,
-                            progress=terminal_progress("evaluating"))
+    result = evaluate_agent(
+        agent,
+        env_id,
+        args.episodes,
+        args.seed,
+        protocol,
+        env_kwargs=env_kwargs,
+        progress=terminal_progress("evaluating"),
+    )
     document = {
         "checkpoint": str(path),
         "agent": runner_state["agent"],
@@ -226,13 +248,19 @@ def main(argv: list[str] | None = None) -> int:
         "std_return": float(np.std(result.returns)),
     }
     measures = "".join(f", {name} {value:.4f}" for name, value in result.extra.items())
-    print(f"{document['agent']} on {env_id} at step {document['step']}: mean return {document['mean_return']:.2f} "
-          f"± {document['std_return']:.2f} over {args.episodes} episodes{measures}")
+    print(
+        f"{document['agent']} on {env_id} at step {document['step']}: mean return {document['mean_return']:.2f} "
+        f"± {document['std_return']:.2f} over {args.episodes} episodes{measures}"
+    )
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(document, indent=1))
     if args.capture_video:
-        print("video:", record_video(agent, env_id, path / "videos" / "evaluate.gif", args.seed, protocol,
-                                     env_kwargs=env_kwargs))
+        print(
+            "video:",
+            record_video(
+                agent, env_id, path / "videos" / "evaluate.gif", args.seed, protocol, env_kwargs=env_kwargs
+            ),
+        )
     return 0
 
 

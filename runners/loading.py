@@ -18,8 +18,13 @@ from anew.runners.checkpoint import load_checkpoint, resolve_checkpoint
 from anew.runners.run_args import RunArgs
 
 
-def make_run_envs(run: RunArgs, training: bool = True, num_envs: int | None = None, seed: int | None = None,
-                  env_kwargs: dict[str, Any] | None = None) -> Any:
+def make_run_envs(
+    run: RunArgs,
+    training: bool = True,
+    num_envs: int | None = None,
+    seed: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Any:
     """``num_envs`` (default ``run.num_envs``) envs of ``run.env_id``: a Gymnasium vector env, or the team view
     of a multi-agent world (one game per env)."""
     count = run.num_envs if num_envs is None else num_envs
@@ -33,8 +38,15 @@ def make_run_envs(run: RunArgs, training: bool = True, num_envs: int | None = No
 
 def agent_spec(envs: Any, num_envs: int, seed: int, device: str) -> AgentSpec:
     if isinstance(envs, TeamVectorEnv):
-        return AgentSpec(envs.single_observation_space, envs.single_action_space, num_envs, seed, device,
-                         envs.agents, envs.agent_facts)
+        return AgentSpec(
+            envs.single_observation_space,
+            envs.single_action_space,
+            num_envs,
+            seed,
+            device,
+            envs.agents,
+            envs.agent_facts,
+        )
     return AgentSpec(envs.single_observation_space, envs.single_action_space, num_envs, seed, device)
 
 

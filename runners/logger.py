@@ -24,8 +24,14 @@ class RunLogger:
     """``resume_step``: the agent step of the checkpoint a resumed run starts from; ``resume_phase``: the phase
     and units done when that checkpoint was written inside a phase."""
 
-    def __init__(self, run_dir: Path, total_steps: int, resume_step: int | None = None, progress: bool = True,
-                 resume_phase: tuple[str, int] | None = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        total_steps: int,
+        resume_step: int | None = None,
+        progress: bool = True,
+        resume_phase: tuple[str, int] | None = None,
+    ):
         self.run_dir = run_dir
         self.metrics_path = run_dir / "metrics.jsonl"
         self.resume_phase = resume_phase
@@ -47,7 +53,11 @@ class RunLogger:
     def _truncate_metrics(self, step: int) -> None:
         if not self.metrics_path.exists():
             return
-        kept = [line for line in self.metrics_path.read_text().splitlines() if line and self._keep(json.loads(line), step)]
+        kept = [
+            line
+            for line in self.metrics_path.read_text().splitlines()
+            if line and self._keep(json.loads(line), step)
+        ]
         temporary = self.metrics_path.with_suffix(".jsonl.tmp")
         temporary.write_text("".join(line + "\n" for line in kept))
         os.replace(temporary, self.metrics_path)
@@ -56,15 +66,21 @@ class RunLogger:
         """Whether a logged line was written before the checkpoint being resumed."""
         if "phase" not in line:
             return line["step"] <= step
-        return self.resume_phase is None or line["phase"] != self.resume_phase[0] or line["step"] <= self.resume_phase[1]
+        return (
+            self.resume_phase is None
+            or line["phase"] != self.resume_phase[0]
+            or line["step"] <= self.resume_phase[1]
+        )
 
     def _writer(self, phase: str | None) -> SummaryWriter:
         if phase is None:
             return self.writer
         if phase not in self.phase_writers:
             resuming = self.resume_phase is not None and self.resume_phase[0] == phase
-            self.phase_writers[phase] = SummaryWriter(str(self.run_dir / "phases" / phase),
-                                                      purge_step=self.resume_phase[1] + 1 if resuming else None)
+            self.phase_writers[phase] = SummaryWriter(
+                str(self.run_dir / "phases" / phase),
+                purge_step=self.resume_phase[1] + 1 if resuming else None,
+            )
         return self.phase_writers[phase]
 
     def hyperparameters(self, config: dict[str, Any]) -> None:

@@ -22,18 +22,15 @@ checkpoints record how many gradient steps are done).
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 import tyro
 
 from anew.agents.core import AgentSpec, Phase
-from anew.envs import make_env, make_vector_env
+from anew.envs import make_env
 from anew.errors import AnewError
 from anew.reincarnation import (
     METHODS,
@@ -42,130 +39,24 @@ from anew.reincarnation import (
     ReincarnationConfig,
     Teacher,
     build_student,
-    collect_teacher_replay,
-    is_dopamine_checkpoint,
-    load_teacher_data,
     teacher_normalized_score,
 )
-from anew.reincarnation.teachers import replay_like
 from anew.runners import registry
 from anew.runners.checkpoint import load_checkpoint
 from anew.runners.evaluate import evaluate_agent
-from anew.runners.loading import load_agent_from_checkpoint, resolve_device, set_threads
+from anew.runners.loading import resolve_device, set_threads
 from anew.runners.run_args import RunArgs, check_run_args, env_protocol_for
 from anew.runners.run_dir import new_run_dir, seed_everything, write_json_atomic
+from anew.runners.teacher_setup import (
+    RandomPolicy,
+    TeacherArgs,
+    check_reincarnation_config,
+    check_teacher_fits,
+    load_teacher,
+    say,
+    teacher_data_for,
+)
 from anew.runners.train import Trainer
-
-
-@dataclass
-class TeacherArgs:
-    """Who teaches whom."""
-
-    teacher: Annotated[str, tyro.conf.arg(help_behavior_hint="(required)")] = ""
-    """The teacher: an anew run directory or checkpoints/step_* folder, or a Dopamine checkpoint folder."""
-    teacher_replay: str = ""
-    """Teacher transitions (anew replay, Dopamine legacy or 4.x replay); empty: roll the teacher out."""
-    teacher_kind: Literal["dqn", "rainbow"] = "dqn"
-    """Network of a Dopamine teacher checkpoint."""
-    teacher_iteration: int = -1
-    """Dopamine ckpt.N to read (-1: the latest complete one)."""
-    agent: str = "dqn"
-    """The student's agent (its flags below come from its preset)."""
-    recipe: str = ""
-    """Reincarnation sizes: dopamine (Atari, the paper's) or classic-control (CPU); empty: from the preset."""
-    teacher_return: float | None = None
-    """The teacher's mean evaluation return (default: measured over --teacher-eval-episodes)."""
-    random_return: float | None = None
-    """A uniformly random policy's mean return (default: measured over --teacher-eval-episodes)."""
-    teacher_eval_episodes: int = 0
-    """Episodes to measure the teacher's and the random return (0: --eval-episodes)."""
-
-
-class RandomPolicy:
-    """Uniform random actions (the low end of teacher-normalised scores)."""
-
-    def __init__(self, num_actions: int, seed: int):
-        self.num_actions, self.rng = num_actions, np.random.default_rng(seed)
-
-    def episode_start(self, mask: np.ndarray, explore: bool = True) -> None:
-        pass
-
-    def act(self, obs: np.ndarray, explore: bool = False, rng: np.random.Generator | None = None,
-            info: dict[str, Any] | None = None) -> np.ndarray:
-        return (rng or self.rng).integers(0, self.num_actions, size=len(obs))
-
-
-def load_teacher(path: str | os.PathLike, kind: str = "dqn", iteration: int | None = None, device: str = "cpu",
-                 seed: int = 0) -> tuple[Teacher, dict[str, Any]]:
-    """A :class:`Teacher` from an anew run directory / checkpoint or a Dopamine checkpoint folder, and what is
-    known about it (``source``, ``env_id`` for anew teachers)."""
-    path = Path(path)
-    if not path.exists():
-        raise AnewError(f"teacher {path} does not exist; pass an anew run directory or checkpoint, or a Dopamine "
-                        "checkpoints folder")
-    if is_dopamine_checkpoint(path):
-        try:
-            teacher = Teacher.from_dopamine(path, kind, iteration, device=device, seed=seed)
-        except AnewError as error:  # the library names its keyword (kind='rainbow'); here it is a flag
-            raise AnewError(re.sub(r"kind='(\w+)'", r"--teacher-kind \1", str(error))) from None
-        return teacher, {"source": "dopamine", "path": str(path), "kind": kind, "iteration": iteration}
-    try:
-        agent, runner_state, checkpoint = load_agent_from_checkpoint(path)
-    except AnewError as error:
-        raise AnewError(f"{error}. A teacher is an anew run directory, an anew checkpoints/step_* folder or a "
-                        "Dopamine checkpoints folder (ckpt.N with sentinel_checkpoint_complete.N)") from None
-    teacher = Teacher.from_agent(agent, seed=seed, device=device,
-                                 description=f"anew {runner_state['agent']} checkpoint {checkpoint}")
-    return teacher, {"source": "anew", "path": str(checkpoint), "agent": runner_state["agent"],
-                     "env_id": runner_state["env_id"]}
-
-
-def check_teacher_fits(teacher: Teacher, action_space: Any, obs: np.ndarray, env_id: str) -> None:
-    if teacher.num_actions != int(action_space.n):
-        raise AnewError(f"the teacher has {teacher.num_actions} actions but {env_id} has {action_space.n}; "
-                        "pass the env the teacher was trained on")
-    try:
-        teacher.q_values(obs[None])
-    except (RuntimeError, ValueError) as error:
-        raise AnewError(f"the teacher cannot read {env_id}'s observations of shape {obs.shape} "
-                        f"({str(error).splitlines()[0]}); pass the env the teacher was trained on") from None
-
-
-def check_reincarnation_config(config: ReincarnationConfig) -> None:
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-            raise AnewError(f"--{field.name.replace('_', '-')} must not be negative (got {value})")
-    if config.temperature <= 0:
-        raise AnewError(f"--temperature must be positive (got {config.temperature})")
-    if not 0 <= config.rehearsal_ratio <= 1 or not 0 <= config.teacher_epsilon <= 1:
-        raise AnewError("--rehearsal-ratio and --teacher-epsilon must lie in [0, 1]")
-
-
-def teacher_data_for(args: TeacherArgs, teacher: Teacher, agent: Any, run: RunArgs, config: ReincarnationConfig,
-                     message: Any) -> Any:
-    """Teacher transitions from --teacher-replay, else by rolling the teacher out (``teacher_steps``)."""
-    replay = agent.replay
-    if args.teacher_replay:
-        return load_teacher_data(args.teacher_replay, n_step=replay.n_step, gamma=replay.gamma, seed=run.seed)
-    if config.teacher_steps < 1:
-        raise AnewError("this method trains on teacher data: pass --teacher-replay or a positive --teacher-steps")
-    on_disk = agent.config.replay_on_disk  # the student's choice holds for the teacher data too
-    data = replay_like(replay, config.teacher_steps + config.teacher_steps // 8, run.num_envs, seed=run.seed + 1,
-                       storage_dir=Path(on_disk) / "teacher_replay" if on_disk else None)
-    explore_epsilon, teacher.explore_epsilon = teacher.explore_epsilon, config.teacher_epsilon
-    envs = make_vector_env(run.env_id, run.num_envs, run.seed + 20_000, run.env_protocol, True,
-                           env_kwargs=run.env_kwargs)
-    stats = collect_teacher_replay(teacher, envs, config.teacher_steps, data, seed=run.seed + 20_000,
-                                   reward_clip=float(agent.config.reward_clip))
-    envs.close()
-    teacher.explore_epsilon = explore_epsilon
-    episodes = int(stats["episodes"])
-    outcome = (f"{episodes} episodes, mean return {stats['mean_return']:.2f}" if episodes
-               else "no episode ended within them")
-    message(f"[teacher] collected {config.teacher_steps} steps ({outcome}) at epsilon "
-            f"{config.teacher_epsilon}")
-    return data
 
 
 def offline_phase(trainer: Trainer, student: ReincarnatingStudent, config: ReincarnationConfig) -> Phase:
@@ -176,23 +67,41 @@ def offline_phase(trainer: Trainer, student: ReincarnatingStudent, config: Reinc
     def work(unit: int) -> dict[str, float]:
         metrics = student.offline_update()
         done = unit + 1
-        if config.offline_eval_every and done % config.offline_eval_every == 0 and done < config.offline_steps:
-            returns = evaluate_agent(student, run.env_id, run.eval_episodes, run.seed + done, run.env_protocol,
-                                     env_kwargs=run.env_kwargs).returns
+        if (
+            config.offline_eval_every
+            and done % config.offline_eval_every == 0
+            and done < config.offline_steps
+        ):
+            returns = evaluate_agent(
+                student,
+                run.env_id,
+                run.eval_episodes,
+                run.seed + done,
+                run.env_protocol,
+                env_kwargs=run.env_kwargs,
+            ).returns
             trainer.logger.scalars(done, {"offline/eval_return": float(np.mean(returns))}, phase="offline")
             trainer.logger.message(f"[offline] {done} updates: mean return {np.mean(returns):.2f}")
         return metrics
 
-    return Phase("offline", config.offline_steps, work, finish=student.start_online, log_prefix="offline/",
-                 evaluate_at_end=True)
+    return Phase(
+        "offline",
+        config.offline_steps,
+        work,
+        finish=student.start_online,
+        log_prefix="offline/",
+        evaluate_at_end=True,
+    )
 
 
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def _student_parts(teacher_path: str, teacher_kind: str, iteration: int | None, agent_name: str, agent_config: Any,
-                   run: RunArgs) -> tuple[Teacher, dict[str, Any], Any]:
+def _student_parts(
+    teacher_path: str,
+    teacher_kind: str,
+    iteration: int | None,
+    agent_name: str,
+    agent_config: Any,
+    run: RunArgs,
+) -> tuple[Teacher, dict[str, Any], Any]:
     """Seed, then load the teacher (and what is known of it) and build the student's agent for ``run``'s env."""
     device = resolve_device(run.device)
     seed_everything(run.seed)
@@ -207,7 +116,9 @@ def _student_parts(teacher_path: str, teacher_kind: str, iteration: int | None, 
     return teacher, teacher_info, registry.build_agent(agent_name, agent_config, spec)
 
 
-def trainer_hooks(student: Any, method_name: str, agent_name: str, recorded: dict[str, Any]) -> dict[str, Any]:
+def trainer_hooks(
+    student: Any, method_name: str, agent_name: str, recorded: dict[str, Any]
+) -> dict[str, Any]:
     """The Trainer's label, config section and after-evaluation hook: wean the student after each evaluation
     and record the teacher-normalised score (``scratch`` students are plain agents: nothing to wean)."""
     teacher_return, random_return = recorded["teacher_return"], recorded["random_return"]
@@ -219,34 +130,56 @@ def trainer_hooks(student: Any, method_name: str, agent_name: str, recorded: dic
         if weaned is not None and phase == "online":
             weaned.record_score(score, step)
         coefficient = weaned.coefficient if weaned is not None else 0.0
-        extra = {"teacher_return": teacher_return, "random_return": random_return,
-                 "teacher_normalized_score": score, "phase": phase, "distill_coeff": coefficient,
-                 "eval/teacher_normalized_score": score, "charts/distill_coeff": coefficient}
+        extra = {
+            "teacher_return": teacher_return,
+            "random_return": random_return,
+            "teacher_normalized_score": score,
+            "phase": phase,
+            "distill_coeff": coefficient,
+            "eval/teacher_normalized_score": score,
+            "charts/distill_coeff": coefficient,
+        }
         if weaned is not None:
             extra.update(offline_steps=weaned.offline_updates, learning_rate=weaned.learning_rate)
         return extra
 
-    return {"label": f"{method_name}-{agent_name}", "extra_config": {"reincarnation": recorded},
-            "after_evaluation": after_evaluation}
+    return {
+        "label": f"{method_name}-{agent_name}",
+        "extra_config": {"reincarnation": recorded},
+        "after_evaluation": after_evaluation,
+    }
 
 
 def phases_of(trainer: Trainer, student: Any) -> tuple[Phase, ...]:
     """The offline phase for students that pre-train (and are still in it), then the env loop."""
-    if isinstance(student, ReincarnatingStudent) and student.method.offline is not None and student.phase == "offline":
+    if (
+        isinstance(student, ReincarnatingStudent)
+        and student.method.offline is not None
+        and student.phase == "offline"
+    ):
         return (offline_phase(trainer, student, student.config),)
     return ()
 
 
-def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config: Any, config: ReincarnationConfig,
-                run_dir: Path) -> Trainer:
+def reincarnate(
+    method_name: str,
+    args: TeacherArgs,
+    run: RunArgs,
+    agent_config: Any,
+    config: ReincarnationConfig,
+    run_dir: Path,
+) -> Trainer:
     """Run ``method_name`` end to end into ``run_dir`` and return the finished trainer."""
     if method_name not in METHODS:
         raise AnewError(f"unknown method {method_name!r}: choose one of {', '.join(METHODS)}")
     if not args.teacher:
-        raise AnewError("name the teacher: --teacher RUN_DIR_OR_CHECKPOINT (anew) or a Dopamine checkpoints folder")
+        raise AnewError(
+            "name the teacher: --teacher RUN_DIR_OR_CHECKPOINT (anew) or a Dopamine checkpoints folder"
+        )
     iteration = None if args.teacher_iteration < 0 else args.teacher_iteration
-    teacher, teacher_info, agent = _student_parts(args.teacher, args.teacher_kind, iteration, args.agent,
-                                                  agent_config, run)
+    teacher, teacher_info, agent = _student_parts(
+        args.teacher, args.teacher_kind, iteration, args.agent, agent_config, run
+    )
 
     if teacher_info.get("env_id") not in (None, run.env_id):
         say(f"note: the teacher was trained on {teacher_info['env_id']}, the student learns {run.env_id}")
@@ -254,18 +187,26 @@ def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config:
     eval_options: dict[str, Any] = {"env_protocol": run.env_protocol, "env_kwargs": run.env_kwargs}
     teacher_return = args.teacher_return
     if teacher_return is None:
-        teacher_return = float(np.mean(evaluate_agent(teacher, run.env_id, episodes, run.seed + 30_000,
-                                                      **eval_options).returns))
+        teacher_return = float(
+            np.mean(evaluate_agent(teacher, run.env_id, episodes, run.seed + 30_000, **eval_options).returns)
+        )
     random_return = args.random_return
     if random_return is None:
         random_policy = RandomPolicy(teacher.num_actions, run.seed)
-        random_return = float(np.mean(evaluate_agent(random_policy, run.env_id, episodes, run.seed + 40_000,
-                                                     **eval_options).returns))
-    say(f"[teacher] {teacher.description}: mean return {teacher_return:.2f} (random policy {random_return:.2f})")
+        random_return = float(
+            np.mean(
+                evaluate_agent(random_policy, run.env_id, episodes, run.seed + 40_000, **eval_options).returns
+            )
+        )
+    say(
+        f"[teacher] {teacher.description}: mean return {teacher_return:.2f} (random policy {random_return:.2f})"
+    )
     if teacher_return <= random_return:
-        say(f"warning: the teacher scores no better than a random policy ({teacher_return:.2f} <= "
+        say(
+            f"warning: the teacher scores no better than a random policy ({teacher_return:.2f} <= "
             f"{random_return:.2f}), so teacher-normalised scores and weaning mean nothing; check --teacher "
-            "and --env-id (or pass --teacher-return and --random-return)")
+            "and --env-id (or pass --teacher-return and --random-return)"
+        )
 
     method = METHODS[method_name]
     needs_data = method.offline is not None or method.rehearsal
@@ -273,41 +214,73 @@ def reincarnate(method_name: str, args: TeacherArgs, run: RunArgs, agent_config:
     student = build_student(method_name, agent, teacher, config, data, run.num_envs)
 
     recorded = {
-        "method": method_name, "teacher": teacher_info, "teacher_replay": args.teacher_replay,
-        "teacher_return": teacher_return, "random_return": random_return, "recipe": args.recipe,
+        "method": method_name,
+        "teacher": teacher_info,
+        "teacher_replay": args.teacher_replay,
+        "teacher_return": teacher_return,
+        "random_return": random_return,
+        "recipe": args.recipe,
         "config": dataclasses.asdict(student.config if isinstance(student, ReincarnatingStudent) else config),
     }
-    trainer = Trainer(args.agent, run, agent_config, run_dir, agent=student,
-                      **trainer_hooks(student, method_name, args.agent, recorded))
+    trainer = Trainer(
+        args.agent,
+        run,
+        agent_config,
+        run_dir,
+        agent=student,
+        **trainer_hooks(student, method_name, args.agent, recorded),
+    )
     write_json_atomic(run_dir / "config.json", trainer.resolved_config())
     trainer.logger.message(f"run directory: {run_dir}")  # once it holds a run, above the progress bar
     trainer.train(phases_of(trainer, student))
     return trainer
 
 
-def resume_reincarnation(run_dir: Path, checkpoint: Path, run: RunArgs, agent_name: str, agent_config: Any,
-                         recorded: dict[str, Any]) -> Trainer:
+def resume_reincarnation(
+    run_dir: Path,
+    checkpoint: Path,
+    run: RunArgs,
+    agent_name: str,
+    agent_config: Any,
+    recorded: dict[str, Any],
+) -> Trainer:
     """Continue a reincarnation run from a checkpoint of either phase (``recorded``: config.json's
     ``reincarnation`` section): the same teacher (and teacher data, reloaded or collected again with the same
     seeds), the student's weaning state and learning rate, JSRL's roll-in and the teacher-data RNG come back
     with the agent, replay, RNGs and envs."""
     method_name, teacher_info = recorded["method"], recorded["teacher"]
     if not Path(teacher_info["path"]).exists():
-        raise AnewError(f"the teacher {teacher_info['path']} of {run_dir} is gone (or the path is relative to "
-                        "another folder); run `anew resume` from the folder the run was started in")
+        raise AnewError(
+            f"the teacher {teacher_info['path']} of {run_dir} is gone (or the path is relative to "
+            "another folder); run `anew resume` from the folder the run was started in"
+        )
     config = registry.config_from_dict(ReincarnationConfig, recorded["config"])
-    teacher, _, agent = _student_parts(teacher_info["path"], teacher_info.get("kind", "dqn"),
-                                       teacher_info.get("iteration"), agent_name, agent_config, run)
+    teacher, _, agent = _student_parts(
+        teacher_info["path"],
+        teacher_info.get("kind", "dqn"),
+        teacher_info.get("iteration"),
+        agent_name,
+        agent_config,
+        run,
+    )
     online = load_checkpoint(checkpoint)[0].get("phase", "online") == "online"
     method = METHODS[method_name]
     data = None
     if method.rehearsal or (method.offline is not None and not online):
-        teacher_args = TeacherArgs(teacher=teacher_info["path"], teacher_replay=recorded["teacher_replay"],
-                                   agent=agent_name)
+        teacher_args = TeacherArgs(
+            teacher=teacher_info["path"], teacher_replay=recorded["teacher_replay"], agent=agent_name
+        )
         data = teacher_data_for(teacher_args, teacher, agent, run, config, say)
     student = build_student(method_name, agent, teacher, config, data, run.num_envs, resuming_online=online)
-    trainer = Trainer(agent_name, run, agent_config, run_dir, resume_from=checkpoint, agent=student,
-                      **trainer_hooks(student, method_name, agent_name, recorded))
+    trainer = Trainer(
+        agent_name,
+        run,
+        agent_config,
+        run_dir,
+        resume_from=checkpoint,
+        agent=student,
+        **trainer_hooks(student, method_name, agent_name, recorded),
+    )
     trainer.train(phases_of(trainer, student))
     return trainer
 
@@ -338,8 +311,10 @@ def parse_reincarnate_args(argv: list[str]) -> tuple[str, TeacherArgs, RunArgs, 
     methods = ", ".join(METHODS)
     if not argv or argv[0].startswith("-"):
         if argv and argv[0] in ("-h", "--help"):
-            print(f"usage: anew reincarnate METHOD --teacher PATH [FLAGS]   methods: {methods}\n"
-                  "       anew reincarnate METHOD --help")
+            print(
+                f"usage: anew reincarnate METHOD --teacher PATH [FLAGS]   methods: {methods}\n"
+                "       anew reincarnate METHOD --help"
+            )
             raise SystemExit(0)
         raise AnewError(f"name the method first: anew reincarnate METHOD --teacher PATH (methods: {methods})")
     method_name, rest = argv[0], argv[1:]
@@ -348,27 +323,50 @@ def parse_reincarnate_args(argv: list[str]) -> tuple[str, TeacherArgs, RunArgs, 
     agent_name = _flag_value(rest, "--agent") or "dqn"
     env_id = _flag_value(rest, "--env-id") or RunArgs.env_id
     preset_name, preset = registry.preset_config(agent_name, _flag_value(rest, "--preset") or "", env_id)
-    recipe = _flag_value(rest, "--recipe") or ("dopamine" if preset_name.startswith("dopamine") else "classic-control")
+    recipe = _flag_value(rest, "--recipe") or (
+        "dopamine" if preset_name.startswith("dopamine") else "classic-control"
+    )
     if recipe not in PRESETS:
         raise AnewError(f"unknown --recipe {recipe!r}: choose one of {', '.join(PRESETS)}")
-    command = dataclasses.make_dataclass("Reincarnate", [
-        ("teacher", TeacherArgs), ("run", RunArgs),
-        ("agent", Annotated[registry.config_class(agent_name), tyro.conf.arg(
-            help=f"the student's {agent_name} options (the defaults shown are the {preset_name} preset's)")]),
-        ("reincarnation", ReincarnationConfig),
-    ])
-    default = command(teacher=TeacherArgs(agent=agent_name, recipe=recipe),
-                      run=RunArgs(env_id=env_id, preset=preset_name), agent=preset,
-                      reincarnation=dataclasses.replace(PRESETS[recipe]))
-    parsed = tyro.cli(command, args=rest, default=default, prog=f"anew reincarnate {method_name}",
-                      config=(tyro.conf.OmitArgPrefixes,),
-                      description=f"Reincarnate with {method_name}: student {agent_name} (preset {preset_name!r}), "
-                      f"recipe {recipe!r} set the defaults below.")
+    command = dataclasses.make_dataclass(
+        "Reincarnate",
+        [
+            ("teacher", TeacherArgs),
+            ("run", RunArgs),
+            (
+                "agent",
+                Annotated[
+                    registry.config_class(agent_name),
+                    tyro.conf.arg(
+                        help=f"the student's {agent_name} options (the defaults shown are the {preset_name} preset's)"
+                    ),
+                ],
+            ),
+            ("reincarnation", ReincarnationConfig),
+        ],
+    )
+    default = command(
+        teacher=TeacherArgs(agent=agent_name, recipe=recipe),
+        run=RunArgs(env_id=env_id, preset=preset_name),
+        agent=preset,
+        reincarnation=dataclasses.replace(PRESETS[recipe]),
+    )
+    parsed = tyro.cli(
+        command,
+        args=rest,
+        default=default,
+        prog=f"anew reincarnate {method_name}",
+        config=(tyro.conf.OmitArgPrefixes,),
+        description=f"Reincarnate with {method_name}: student {agent_name} (preset {preset_name!r}), "
+        f"recipe {recipe!r} set the defaults below.",
+    )
     return method_name, parsed.teacher, parsed.run, parsed.agent, parsed.reincarnation
 
 
 def main(argv: list[str] | None = None) -> int:
-    method_name, args, run, agent_config, config = parse_reincarnate_args(list(sys.argv[1:] if argv is None else argv))
+    method_name, args, run, agent_config, config = parse_reincarnate_args(
+        list(sys.argv[1:] if argv is None else argv)
+    )
     run = dataclasses.replace(run, env_protocol=env_protocol_for(run, run.preset))
     check_run_args(run)
     registry.check_config(agent_config)

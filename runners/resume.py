@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     args = tyro.cli(ResumeArgs, args=argv, prog="anew resume")
     run_dir, chosen = locate(Path(args.run_dir))
     if not (run_dir / "config.json").is_file():
-        raise AnewError(f"{run_dir} is not an anew run directory (no config.json); pass the folder `anew train` made")
+        raise AnewError(
+            f"{run_dir} is not an anew run directory (no config.json); pass the folder `anew train` made"
+        )
     config_path = run_dir / "config.json"
     document = json.loads(config_path.read_text())
     checkpoints = list_checkpoints(run_dir / "checkpoints")
@@ -73,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         raise AnewError(f"{run_dir} has no complete checkpoint yet; start it again with `{command}`")
     resolved = [c.resolve() for c in checkpoints]
     if chosen is not None and chosen.resolve() not in resolved:
-        raise AnewError(f"{chosen} is not a complete checkpoint of {run_dir}; pick one of "
-                        f"{', '.join(c.name for c in checkpoints)}")
+        raise AnewError(
+            f"{chosen} is not a complete checkpoint of {run_dir}; pick one of "
+            f"{', '.join(c.name for c in checkpoints)}"
+        )
     index = resolved.index(chosen.resolve()) if chosen is not None else len(checkpoints) - 1
     latest, later = checkpoints[index], checkpoints[index + 1 :]
     runner_state, _ = load_checkpoint(latest)
@@ -89,22 +93,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{run_dir} already finished (its phases are done and {name} has no env loop)")
         return 0
     if runner_state["step"] >= run.total_steps:
-        print(f"{run_dir} already finished ({runner_state['step']} of {run.total_steps} steps); "
-              "pass --total-steps to train longer")
+        print(
+            f"{run_dir} already finished ({runner_state['step']} of {run.total_steps} steps); "
+            "pass --total-steps to train longer"
+        )
         return 0
     step = runner_state["step"]
     print(f"resuming {name} on {run.env_id} from {latest.name} (step {step})", file=sys.stderr)
     if later:
         folder = set_aside(run_dir, later, latest)
         names = ", ".join(c.name for c in later)
-        print(f"the {len(later)} later checkpoints ({names}) moved to {folder}, with copies of eval.json and "
-              f"metrics.jsonl; the run's own logs after step {step} are dropped as it continues",
-              file=sys.stderr)
+        print(
+            f"the {len(later)} later checkpoints ({names}) moved to {folder}, with copies of eval.json and "
+            f"metrics.jsonl; the run's own logs after step {step} are dropped as it continues",
+            file=sys.stderr,
+        )
     if "reincarnation" in document:
         trainer = resume_reincarnation(run_dir, latest, run, name, config, document["reincarnation"])
     else:
         trainer = Trainer(name, run, config, run_dir, resume_from=latest)
-        trainer.train(phases=registry.runner_phases(name, trainer.agent, run), env_loop=registry.AGENTS[name].env_loop)
+        trainer.train(
+            phases=registry.runner_phases(name, trainer.agent, run), env_loop=registry.AGENTS[name].env_loop
+        )
     final = trainer.evaluations[-1] if trainer.evaluations else None
     result = f"final mean eval return {np.mean(final['returns']):.2f}" if final else "no evaluation yet"
     print(f"done: {name} on {run.env_id} at step {trainer.step}, {result}; run directory {run_dir}")

@@ -90,9 +90,12 @@ def parse_train_args(argv: list[str]) -> tuple[str, RunArgs, Any]:
     pre = tyro.cli(RunArgs, args=list(_known_run_flags(rest)), default=defaults)
     preset_name, preset = registry.preset_config(agent_name, pre.preset, pre.env_id)
     # The group's header names the preset in force (the config class's docstring describes its class defaults).
-    agent_help = tyro.conf.arg(help=f"{agent_name} options (the defaults shown are the {preset_name} preset's).")
-    command = dataclasses.make_dataclass(f"Train{config_cls.__name__}",
-                                         [("run", RunArgs), ("agent", Annotated[config_cls, agent_help])])
+    agent_help = tyro.conf.arg(
+        help=f"{agent_name} options (the defaults shown are the {preset_name} preset's)."
+    )
+    command = dataclasses.make_dataclass(
+        f"Train{config_cls.__name__}", [("run", RunArgs), ("agent", Annotated[config_cls, agent_help])]
+    )
     parsed, unknown = tyro.cli(
         command,
         args=rest,

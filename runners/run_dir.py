@@ -41,7 +41,9 @@ def default_run_dir(env_id: str, name: str, seed: int) -> Path:
 def prepare_run_dir(run_dir: Path) -> Path:
     """Create ``run_dir`` for a new run; a folder that already holds a run is refused, never overwritten."""
     if (run_dir / "config.json").exists() or list_checkpoints(run_dir / "checkpoints"):
-        raise AnewError(f"{run_dir} already holds a run; continue it with `anew resume {run_dir}` or pick another --run-dir")
+        raise AnewError(
+            f"{run_dir} already holds a run; continue it with `anew resume {run_dir}` or pick another --run-dir"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
@@ -73,16 +75,22 @@ def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
-def eval_document(label: str, env_id: str, seed: int, config: dict[str, Any],
-                  evaluations: list[dict[str, Any]]) -> dict[str, Any]:
+def eval_document(
+    label: str, env_id: str, seed: int, config: dict[str, Any], evaluations: list[dict[str, Any]]
+) -> dict[str, Any]:
     """``eval.json``: the one result format every agent writes and ``anew report`` reads."""
     return {"agent": label, "env_id": env_id, "seed": seed, "config": config, "evaluations": evaluations}
 
 
 def config_document(version: str, agent: str, run: Any, agent_config: Any, **sections: Any) -> dict[str, Any]:
     """``config.json``: the full resolved config (run flags, agent config, extra sections)."""
-    return {"anew_version": version, "agent": agent, "run": dataclasses.asdict(run),
-            "agent_config": dataclasses.asdict(agent_config), **sections}
+    return {
+        "anew_version": version,
+        "agent": agent,
+        "run": dataclasses.asdict(run),
+        "agent_config": dataclasses.asdict(agent_config),
+        **sections,
+    }
 
 
 # ---------------------------------------------------------------------- RNG states as JSON

@@ -60,9 +60,18 @@ class Trainer:
     scalar names (``charts/x``) are logged. ``train(phases)`` runs the phases, then the env loop.
     """
 
-    def __init__(self, agent_name: str, run: RunArgs, config: Any, run_dir: Path, resume_from: Path | None = None,
-                 agent: Any = None, label: str = "", extra_config: dict[str, Any] | None = None,
-                 after_evaluation: AfterEvaluation | None = None):
+    def __init__(
+        self,
+        agent_name: str,
+        run: RunArgs,
+        config: Any,
+        run_dir: Path,
+        resume_from: Path | None = None,
+        agent: Any = None,
+        label: str = "",
+        extra_config: dict[str, Any] | None = None,
+        after_evaluation: AfterEvaluation | None = None,
+    ):
         self.agent_name, self.run, self.config, self.run_dir = agent_name, run, config, run_dir
         self.label = label or agent_name
         self.extra_config = dict(extra_config or {})
@@ -77,7 +86,9 @@ class Trainer:
         registry.check_env_fits(agent_name, run.env_id, self.team)
         set_threads(run, self.envs.single_observation_space.shape)
         if agent is None:
-            agent = registry.build_agent(agent_name, config, agent_spec(self.envs, run.num_envs, run.seed, self.device))
+            agent = registry.build_agent(
+                agent_name, config, agent_spec(self.envs, run.num_envs, run.seed, self.device)
+            )
         self.agent = agent
         self.step = 0
         self.last_checkpoint: Path | None = None  # written or resumed from: its replay blocks are shared
@@ -93,9 +104,12 @@ class Trainer:
         self.starting = np.ones(run.num_envs, dtype=bool)  # envs whose episode begins at the next act
         if resume_from is not None:
             self._restore(resume_from)
-        in_phase = (self.resumed_phase, self.phase_progress) if self.resumed_phase not in ("", "online") else None
-        self.logger = RunLogger(run_dir, run.total_steps, resume_step=self.step if resume_from else None,
-                                resume_phase=in_phase)
+        in_phase = (
+            (self.resumed_phase, self.phase_progress) if self.resumed_phase not in ("", "online") else None
+        )
+        self.logger = RunLogger(
+            run_dir, run.total_steps, resume_step=self.step if resume_from else None, resume_phase=in_phase
+        )
 
     # ------------------------------------------------------------------ state
     def resolved_config(self) -> dict[str, Any]:
@@ -149,7 +163,9 @@ class Trainer:
             self.starting[:] = True
         eval_path = self.run_dir / "eval.json"
         if eval_path.exists():
-            self.evaluations = [e for e in json.loads(eval_path.read_text())["evaluations"] if e["step"] <= self.step]
+            self.evaluations = [
+                e for e in json.loads(eval_path.read_text())["evaluations"] if e["step"] <= self.step
+            ]
 
     def checkpoint(self) -> Path:
         started, replay = time.monotonic(), self.agent.replay
@@ -158,11 +174,23 @@ class Trainer:
         previous = self.last_checkpoint / "replay" if self.last_checkpoint is not None else None
 
         def save_replay(directory: Path) -> None:  # filled blocks; unchanged ones shared with ``previous``
-            replay.save(directory, reuse_from=previous, progress=lambda done, total: self.logger.progress(
-                self.step, f"writing checkpoint: replay block {done}/{total}"))
+            replay.save(
+                directory,
+                reuse_from=previous,
+                progress=lambda done, total: self.logger.progress(
+                    self.step, f"writing checkpoint: replay block {done}/{total}"
+                ),
+            )
 
-        path = save_checkpoint(self.run_dir / "checkpoints", self.step, agent_state, self.runner_state(),
-                               save_replay if replay is not None else None, self.run.keep_checkpoints, within)
+        path = save_checkpoint(
+            self.run_dir / "checkpoints",
+            self.step,
+            agent_state,
+            self.runner_state(),
+            save_replay if replay is not None else None,
+            self.run.keep_checkpoints,
+            within,
+        )
         self.last_checkpoint, seconds = path, time.monotonic() - started
         if seconds > 2:
             self.logger.message(f"[checkpoint] {path.name} written in {seconds:.1f} s")
@@ -178,27 +206,54 @@ class Trainer:
         # The episodes depend on the run's seed and the step alone, so --eval-every changes no final evaluation.
         eval_seed = int(np.random.SeedSequence([self.run.seed, 7_777, self.step]).generate_state(1)[0])
         env_kwargs = self.run.env_kwargs | options
-        result = evaluate_agent(self.agent, self.run.env_id, self.run.eval_episodes, eval_seed, self.run.env_protocol,
-                                env_kwargs=env_kwargs, progress=self.evaluation_progress)
+        result = evaluate_agent(
+            self.agent,
+            self.run.env_id,
+            self.run.eval_episodes,
+            eval_seed,
+            self.run.env_protocol,
+            env_kwargs=env_kwargs,
+            progress=self.evaluation_progress,
+        )
         extra: dict[str, Any] = dict(result.extra) | options
         scalars = {f"eval/{name}": value for name, value in result.extra.items()}
-        for name, value in (self.after_evaluation(self.step, result.returns) if self.after_evaluation else {}).items():
+        for name, value in (
+            self.after_evaluation(self.step, result.returns) if self.after_evaluation else {}
+        ).items():
             (scalars if "/" in name else extra)[name] = value  # "charts/x" names are logged, others recorded
-        self.evaluations.append({"step": self.step, "returns": result.returns, "lengths": result.lengths,
-                                 "extra": extra})
-        write_json_atomic(self.run_dir / "eval.json", eval_document(self.label, self.run.env_id, self.run.seed,
-                                                                    self.resolved_config(), self.evaluations))
+        self.evaluations.append(
+            {"step": self.step, "returns": result.returns, "lengths": result.lengths, "extra": extra}
+        )
+        write_json_atomic(
+            self.run_dir / "eval.json",
+            eval_document(
+                self.label, self.run.env_id, self.run.seed, self.resolved_config(), self.evaluations
+            ),
+        )
         mean = float(np.mean(result.returns))
-        suffix = "".join(f"_{key}{value}" for key, value in options.items())  # eval/episodic_return_env_index15
-        values = {f"eval/episodic_return{suffix}": mean, f"eval/episodic_length{suffix}": float(np.mean(result.lengths))}
+        suffix = "".join(
+            f"_{key}{value}" for key, value in options.items()
+        )  # eval/episodic_return_env_index15
+        values = {
+            f"eval/episodic_return{suffix}": mean,
+            f"eval/episodic_length{suffix}": float(np.mean(result.lengths)),
+        }
         self.logger.scalars(self.step, values | scalars)
         measures = "".join(f", {name} {value:.3f}" for name, value in result.extra.items())
         where = "".join(f" {key}={value}" for key, value in options.items())
-        self.logger.message(f"[eval] step {self.step}{where}: mean return {mean:.2f} over {len(result.returns)} "
-                            f"episodes{measures}")
+        self.logger.message(
+            f"[eval] step {self.step}{where}: mean return {mean:.2f} over {len(result.returns)} "
+            f"episodes{measures}"
+        )
         if self.run.capture_video:
-            record_video(self.agent, self.run.env_id, self.run_dir / "videos" / f"eval_step_{self.step}{suffix}.gif",
-                         eval_seed, self.run.env_protocol, env_kwargs=env_kwargs)
+            record_video(
+                self.agent,
+                self.run.env_id,
+                self.run_dir / "videos" / f"eval_step_{self.step}{suffix}.gif",
+                eval_seed,
+                self.run.env_protocol,
+                env_kwargs=env_kwargs,
+            )
 
     def evaluation_progress(self, episodes_done: int, episodes: int, steps: int) -> None:
         self.logger.progress(self.step, f"evaluating: {episodes_done}/{episodes} episodes, {steps} steps")
@@ -211,10 +266,15 @@ class Trainer:
             metrics = phase.work(unit)
             self.phase_progress = unit + 1
             if self.phase_progress % log_every == 0 or self.phase_progress == phase.units:
-                self.logger.scalars(self.phase_progress, {phase.log_prefix + name.split("/")[-1]: value
-                                                          for name, value in metrics.items()}, phase=phase.name)
+                self.logger.scalars(
+                    self.phase_progress,
+                    {phase.log_prefix + name.split("/")[-1]: value for name, value in metrics.items()},
+                    phase=phase.name,
+                )
                 rate = (self.phase_progress - first) / max(time.monotonic() - start, 1e-9)
-                self.logger.progress(self.step, f"{phase.name} {self.phase_progress}/{phase.units} ({rate:.0f}/s)")
+                self.logger.progress(
+                    self.step, f"{phase.name} {self.phase_progress}/{phase.units} ({rate:.0f}/s)"
+                )
             if crossed(unit, unit + 1, self.run.checkpoint_every) and self.phase_progress < phase.units:
                 self.logger.flush()
                 self.checkpoint()
@@ -234,8 +294,10 @@ class Trainer:
         if self.resumed_phase == "online":
             self.phase_index = len(self.phases)
         elif self.resumed_phase and self.phase_name != self.resumed_phase:
-            raise AnewError(f"the checkpoint was written in phase {self.resumed_phase!r}, which this run does not "
-                            f"have (phases: {[p.name for p in self.phases]}); resume it with the same command")
+            raise AnewError(
+                f"the checkpoint was written in phase {self.resumed_phase!r}, which this run does not "
+                f"have (phases: {[p.name for p in self.phases]}); resume it with the same command"
+            )
         if self.step == 0 and self.phase_index == 0 and self.phase_progress == 0 and not self.resumed_phase:
             self.logger.hyperparameters(self.resolved_config())
             if self.run.env_protocol:
@@ -261,8 +323,10 @@ class Trainer:
         options = self.agent.env_options()
         if options:
             if not self.team:
-                raise AnewError(f"{self.agent_name} sets env options {sorted(options)}, which {self.run.env_id} "
-                                "cannot take between episodes")
+                raise AnewError(
+                    f"{self.agent_name} sets env options {sorted(options)}, which {self.run.env_id} "
+                    "cannot take between episodes"
+                )
             self.envs.set_options(options)
 
     def online_loop(self) -> None:
@@ -294,7 +358,9 @@ class Trainer:
                 self.logger.scalars(self.step, values)
             if log_now:
                 sps = (self.step - start_step) / max(time.monotonic() - start_time, 1e-9)
-                self.logger.writer.add_scalar("charts/SPS", sps, self.step)  # wall-clock: not in metrics.jsonl
+                self.logger.writer.add_scalar(
+                    "charts/SPS", sps, self.step
+                )  # wall-clock: not in metrics.jsonl
                 self.logger.progress(self.step, f"SPS {sps:.0f}")
             final = self.step >= run.total_steps
             if crossed(previous, self.step, run.eval_every) or final:
@@ -303,25 +369,42 @@ class Trainer:
                 self.logger.flush()
                 self.checkpoint()
 
-    def transition(self, actions: np.ndarray, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
-                   next_obs: np.ndarray, done: np.ndarray, info: dict[str, Any]) -> TransitionBatch:
+    def transition(
+        self,
+        actions: np.ndarray,
+        reward: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        next_obs: np.ndarray,
+        done: np.ndarray,
+        info: dict[str, Any],
+    ) -> TransitionBatch:
         real_next = final_next_obs(next_obs, done, info)
         if not self.team:
             return TransitionBatch(self.obs, actions, reward, terminated, truncated, real_next)
         extras = {k: v for k, v in self.info.items() if k != "active"} | {"team_reward": info["team_reward"]}
-        return TransitionBatch(self.obs, actions, reward, terminated, truncated, real_next, self.info["active"], extras)
+        return TransitionBatch(
+            self.obs, actions, reward, terminated, truncated, real_next, self.info["active"], extras
+        )
 
     def log_episodes(self, done: np.ndarray, info: dict[str, Any]) -> None:
         finished = np.flatnonzero(done)
         if self.team and len(finished):  # a batch of games ends together: one point, the mean over them
-            values = {"charts/episodic_return": float(self.episode_return[finished].mean()),
-                      "charts/episodic_length": float(self.episode_length[finished].mean())}
+            values = {
+                "charts/episodic_return": float(self.episode_return[finished].mean()),
+                "charts/episodic_length": float(self.episode_length[finished].mean()),
+            }
             for name, measure in info["final_metrics"].items():
                 values[f"charts/{name}"] = float(np.asarray(measure)[finished].mean())
             self.logger.scalars(self.step, values)
         for i in finished if not self.team else ():
-            self.logger.scalars(self.step, {"charts/episodic_return": float(self.episode_return[i]),
-                                            "charts/episodic_length": float(self.episode_length[i])})
+            self.logger.scalars(
+                self.step,
+                {
+                    "charts/episodic_return": float(self.episode_return[i]),
+                    "charts/episodic_length": float(self.episode_length[i]),
+                },
+            )
         self.episode_return[finished], self.episode_length[finished] = 0.0, 0
 
 
@@ -336,11 +419,15 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(agent_name, run, config, run_dir)
         write_json_atomic(run_dir / "config.json", trainer.resolved_config())
         trainer.logger.message(f"run directory: {run_dir}")  # above the progress bar, not on its line
-        trainer.train(phases=registry.runner_phases(agent_name, trainer.agent, run),
-                      env_loop=registry.AGENTS[agent_name].env_loop)
+        trainer.train(
+            phases=registry.runner_phases(agent_name, trainer.agent, run),
+            env_loop=registry.AGENTS[agent_name].env_loop,
+        )
     final = trainer.evaluations[-1]
-    print(f"done: {agent_name} on {run.env_id}, final mean eval return {np.mean(final['returns']):.2f}; "
-          f"logs, checkpoints and eval.json in {run_dir}")
+    print(
+        f"done: {agent_name} on {run.env_id}, final mean eval return {np.mean(final['returns']):.2f}; "
+        f"logs, checkpoints and eval.json in {run_dir}"
+    )
     return 0
 
 

@@ -32,16 +32,25 @@ ENV_FOR = {
     "pdvf": "anew/Spaceship-v0",
     "directbackprop": "anew/LostSales-v0",
 }
-SMALL = {"buffer_size": 500, "learning_starts": 16, "batch_size": 8, "num_steps": 8, "num_minibatches": 2,
-         "train_every": 4, "gradient_steps": 1, "hidden": (32,)}
+SMALL = {
+    "buffer_size": 500,
+    "learning_starts": 16,
+    "batch_size": 8,
+    "num_steps": 8,
+    "num_minibatches": 2,
+    "train_every": 4,
+    "gradient_steps": 1,
+    "hidden": (32,),
+}
 NUM_ENVS = 2
 
 
 def small_config(name: str, env_id: str):
     _, config = registry.preset_config(name, "", env_id)
     fields = {f.name for f in dataclasses.fields(config)}
-    return dataclasses.replace(config, **{k: v for k, v in SMALL.items()
-                                          if k in fields and type(getattr(config, k)) is type(v)})
+    return dataclasses.replace(
+        config, **{k: v for k, v in SMALL.items() if k in fields and type(getattr(config, k)) is type(v)}
+    )
 
 
 def build(name: str, seed: int = 0):
@@ -66,8 +75,12 @@ def drive(agent, envs, steps: int, seed: int = 0) -> list[np.ndarray]:
         done = terminated | truncated
         real_next = final_next_obs(next_obs, done, next_info)
         if team:
-            extras = {k: v for k, v in info.items() if k != "active"} | {"team_reward": next_info["team_reward"]}
-            batch = TransitionBatch(obs, actions, reward, terminated, truncated, real_next, info["active"], extras)
+            extras = {k: v for k, v in info.items() if k != "active"} | {
+                "team_reward": next_info["team_reward"]
+            }
+            batch = TransitionBatch(
+                obs, actions, reward, terminated, truncated, real_next, info["active"], extras
+            )
         else:
             batch = TransitionBatch(obs, actions, reward, terminated, truncated, real_next)
         agent.observe(batch)
@@ -144,8 +157,10 @@ def test_state_dict_round_trip_continues_identically(name: str) -> None:
     team = "active" in info
     for a in (agent, twin):
         a.episode_start(np.ones(NUM_ENVS, dtype=bool), explore=True)
-    np.testing.assert_array_equal(agent.act(obs, explore=True, info=info if team else None),
-                                  twin.act(obs, explore=True, info=info if team else None))
+    np.testing.assert_array_equal(
+        agent.act(obs, explore=True, info=info if team else None),
+        twin.act(obs, explore=True, info=info if team else None),
+    )
 
 
 def test_evaluation_does_not_touch_training_state(name: str) -> None:
@@ -186,13 +201,24 @@ def test_evaluation_calls_the_episode_start_hook_at_every_episode_start() -> Non
 def test_training_calls_the_episode_start_hook_where_episodes_restart(tmp_path: Path) -> None:
     from anew.runners.train import Trainer
 
-    run = RunArgs(env_id="CartPole-v1", seed=0, num_envs=2, total_steps=300, eval_every=0, eval_episodes=1,
-                  checkpoint_every=0, log_every=100)
+    run = RunArgs(
+        env_id="CartPole-v1",
+        seed=0,
+        num_envs=2,
+        total_steps=300,
+        eval_every=0,
+        eval_episodes=1,
+        checkpoint_every=0,
+        log_every=100,
+    )
     config = small_config("dqn", "CartPole-v1")
     agent, _ = build("dqn")
     calls: list[tuple[np.ndarray, bool]] = []
     original = agent.episode_start
-    agent.episode_start = lambda mask, explore=True: (calls.append((mask.copy(), explore)), original(mask, explore))
+    agent.episode_start = lambda mask, explore=True: (
+        calls.append((mask.copy(), explore)),
+        original(mask, explore),
+    )
     Trainer("dqn", run, config, tmp_path / "run", agent=agent).train()
     training = [mask for mask, explore in calls if explore]
     assert training[0].all()  # every env starts an episode at the first step
@@ -203,8 +229,26 @@ def test_training_calls_the_episode_start_hook_where_episodes_restart(tmp_path: 
 
 def test_eval_every_leaves_training_bit_identical(tmp_path: Path) -> None:
     """Two runs that differ only in --eval-every: identical training metrics and final weights."""
-    common = ["train", "dqn", "--seed", "3", "--total-steps", "1200", "--learning-starts", "200", "--buffer-size",
-              "2000", "--eval-episodes", "2", "--checkpoint-every", "1200", "--log-every", "100", "--hidden", "32"]
+    common = [
+        "train",
+        "dqn",
+        "--seed",
+        "3",
+        "--total-steps",
+        "1200",
+        "--learning-starts",
+        "200",
+        "--buffer-size",
+        "2000",
+        "--eval-episodes",
+        "2",
+        "--checkpoint-every",
+        "1200",
+        "--log-every",
+        "100",
+        "--hidden",
+        "32",
+    ]
     for every, folder in (("300", "often"), ("0", "never")):
         assert cli([*common, "--eval-every", every, "--run-dir", str(tmp_path / folder)]) == 0
     final = "checkpoints/step_000000001200/agent.pt"
@@ -215,10 +259,17 @@ def test_eval_every_leaves_training_bit_identical(tmp_path: Path) -> None:
 
     def training_lines(folder: str) -> list[dict]:
         lines = [json.loads(line) for line in (tmp_path / folder / "metrics.jsonl").read_text().splitlines()]
-        return [{k: v for k, v in line.items() if not k.startswith("eval/")} for line in lines
-                if any(not k.startswith("eval/") and k != "step" for k in line)]
+        return [
+            {k: v for k, v in line.items() if not k.startswith("eval/")}
+            for line in lines
+            if any(not k.startswith("eval/") and k != "step" for k in line)
+        ]
 
     assert training_lines("often") == training_lines("never")
-    evaluations = [json.loads((tmp_path / d / "eval.json").read_text())["evaluations"] for d in ("often", "never")]
+    evaluations = [
+        json.loads((tmp_path / d / "eval.json").read_text())["evaluations"] for d in ("often", "never")
+    ]
     assert [e["step"] for e in evaluations[0]] == [300, 600, 900, 1200] and evaluations[1][0]["step"] == 1200
-    assert evaluations[0][-1]["returns"] == evaluations[1][-1]["returns"]  # the same final agent, same episodes
+    assert (
+        evaluations[0][-1]["returns"] == evaluations[1][-1]["returns"]
+    )  # the same final agent, same episodes

@@ -11,8 +11,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"agents": "anew.agents", "envs": "anew.envs", "reincarnation": "anew.reincarnation",
-            "runners": "anew.runners", "analysis": "anew.analysis", "anew_pkg": "anew"}
+PACKAGES = {
+    "agents": "anew.agents",
+    "envs": "anew.envs",
+    "reincarnation": "anew.reincarnation",
+    "runners": "anew.runners",
+    "analysis": "anew.analysis",
+    "anew_pkg": "anew",
+}
 # What each package may not import (docs/design.md section 1).
 FORBIDDEN = {
     "anew.agents": ("anew.envs", "anew.runners", "anew.reincarnation", "anew.analysis"),
@@ -75,32 +81,44 @@ def test_no_agent_probing_in_runners_or_reincarnation() -> None:
 
 def test_no_trainer_attribute_is_set_from_outside() -> None:
     pattern = re.compile(r"\btrainer\.\w+\s*=(?!=)")
-    found = [f"{path.relative_to(ROOT)}:{n}" for path in python_files("runners", "reincarnation", "benchmarks", "tests")
-             if path.name != "train.py"
-             for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in python_files("runners", "reincarnation", "benchmarks", "tests")
+        if path.name != "train.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert not found, f"Trainer attributes set from outside (pass them to the constructor): {found}"
 
 
 def test_no_file_over_450_lines() -> None:
-    long = {str(p.relative_to(ROOT)): n for p in python_files(*PACKAGES, "tests", "benchmarks")
-            if (n := len(p.read_text().splitlines())) > 450}
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in python_files(*PACKAGES, "tests", "benchmarks")
+        if (n := len(p.read_text().splitlines())) > 450
+    }
     assert not long, f"files over 450 lines (split them by idea): {long}"
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_imports_flow_one_way(package: str) -> None:
     folder = next(f for f, name in PACKAGES.items() if name == package)
-    wrong = {str(path.relative_to(ROOT)): sorted(name for name in all_imports(path)
-                                                 if name.startswith(FORBIDDEN[package]))
-             for path in python_files(folder)}
+    wrong = {
+        str(path.relative_to(ROOT)): sorted(
+            name for name in all_imports(path) if name.startswith(FORBIDDEN[package])
+        )
+        for path in python_files(folder)
+    }
     wrong = {file: names for file, names in wrong.items() if names}
     assert not wrong, f"{package} imports what it must not: {wrong}"
 
 
 def test_no_import_circles() -> None:
     modules = {module_name(path): path for path in python_files(*PACKAGES)}
-    graph = {name: {target for target in top_level_imports(path) if target in modules and target != name}
-             for name, path in modules.items()}
+    graph = {
+        name: {target for target in top_level_imports(path) if target in modules and target != name}
+        for name, path in modules.items()
+    }
     state: dict[str, int] = {}
     cycles: list[list[str]] = []
 
@@ -108,7 +126,7 @@ def test_no_import_circles() -> None:
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append([*trail[trail.index(nxt):], nxt] if nxt in trail else [node, nxt])
+                cycles.append([*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt])
             elif nxt not in state:
                 visit(nxt, [*trail, nxt])
         state[node] = 2

@@ -26,13 +26,28 @@ from anew.reincarnation.teachers import collect_teacher_replay, replay_like
 
 torch.set_num_threads(1)
 BOX = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
-CONFIG = ReincarnationConfig(offline_steps=5, offline_target_update_every=2, max_lr=1e-3, min_lr=1e-4,
-                             wean_cutoff_steps=1_000, online_epsilon_decay_steps=50, jsrl_max_roll_in=10)
+CONFIG = ReincarnationConfig(
+    offline_steps=5,
+    offline_target_update_every=2,
+    max_lr=1e-3,
+    min_lr=1e-4,
+    wean_cutoff_steps=1_000,
+    online_epsilon_decay_steps=50,
+    jsrl_max_roll_in=10,
+)
 
 
 def small_agent(seed: int = 0, hidden: tuple[int, ...] = (16,)) -> DQNAgent:
-    config = dataclasses.replace(PRESETS["classic-control"], buffer_size=500, hidden=hidden, learning_starts=20,
-                                 train_every=10, gradient_steps=2, target_update_every=50, batch_size=8)
+    config = dataclasses.replace(
+        PRESETS["classic-control"],
+        buffer_size=500,
+        hidden=hidden,
+        learning_starts=20,
+        train_every=10,
+        gradient_steps=2,
+        target_update_every=50,
+        batch_size=8,
+    )
     return DQNAgent(config, AgentSpec(BOX, gym.spaces.Discrete(2), num_envs=1, seed=seed))
 
 
@@ -51,7 +66,9 @@ def test_cql_on_hand_numbers():
     # tau = 1: logsumexp(1, 2) - 1 = log(1 + e)
     assert cql_loss(q, torch.tensor([0]), 1.0).item() == pytest.approx(math.log(1 + math.e), rel=1e-6)
     # tau = 0.1 on the best action: logsumexp(10, 20) - 20 = log(1 + e^-10)
-    assert cql_loss(q.double(), torch.tensor([1]), 0.1).item() == pytest.approx(math.log1p(math.exp(-10)), rel=1e-6)
+    assert cql_loss(q.double(), torch.tensor([1]), 0.1).item() == pytest.approx(
+        math.log1p(math.exp(-10)), rel=1e-6
+    )
 
 
 def test_large_margin_on_hand_numbers():
@@ -72,7 +89,10 @@ def test_dqfd_uses_the_teachers_greedy_actions():
 
 
 def test_methods_are_variations_of_qdagger():
-    assert METHODS["kickstarting"].offline is None and METHODS["kickstarting"].online is METHODS["qdagger"].online
+    assert (
+        METHODS["kickstarting"].offline is None
+        and METHODS["kickstarting"].online is METHODS["qdagger"].online
+    )
     assert METHODS["pretrain"].offline.name == "cql" and METHODS["pretrain"].online is None
     assert not METHODS["pretrain"].keep_optimizer and METHODS["pretrain"].online_lr == "min"
     assert METHODS["rehearsal"].rehearsal and METHODS["rehearsal"].offline is METHODS["pretrain"].offline
@@ -113,7 +133,9 @@ def test_finetune_reloads_the_teacher_and_refuses_other_architectures():
     obs = torch.randn(3, 4)
     torch.testing.assert_close(student_agent.online(obs), teacher_agent.online(obs))
     torch.testing.assert_close(student_agent.target(obs), teacher_agent.online(obs))
-    assert student.learning_rate == pytest.approx(1e-4) and student.epsilon == student_agent.config.epsilon_end
+    assert (
+        student.learning_rate == pytest.approx(1e-4) and student.epsilon == student_agent.config.epsilon_end
+    )
     with pytest.raises(AnewError, match="architecture"):
         reload_teacher_weights(small_agent(hidden=(32,)), teacher)
 
@@ -130,7 +152,9 @@ def test_finetune_a_rainbow_student_from_a_dopamine_rainbow_teacher(fixtures_dir
     expected = np.load(folder / "q_values_expected.npz")
     obs = expected["states"].transpose(0, 3, 1, 2)
     with torch.no_grad():
-        np.testing.assert_allclose(agent.online(agent.to_tensor(obs)).numpy(), expected["q_values"], atol=1e-5)
+        np.testing.assert_allclose(
+            agent.online(agent.to_tensor(obs)).numpy(), expected["q_values"], atol=1e-5
+        )
 
 
 def test_scratch_is_the_plain_agent():
@@ -145,8 +169,9 @@ def test_each_method_runs_a_few_steps(name):
     agent = small_agent()
     data = None
     if METHODS[name].uses_teacher_data:
-        envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")],
-                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        envs = gym.vector.SyncVectorEnv(
+            [lambda: gym.make("CartPole-v1")], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+        )
         data = replay_like(agent.replay, 300, num_envs=1)
         collect_teacher_replay(teacher, envs, 100, data, seed=0)
         envs.close()
@@ -162,8 +187,16 @@ def test_each_method_runs_a_few_steps(name):
     for _ in range(40):
         action = student.act(obs[None])
         next_obs, reward, terminated, truncated, _ = env.step(int(action[0]))
-        student.observe(TransitionBatch(obs[None], action, np.array([reward]), np.array([terminated]),
-                                        np.array([truncated]), next_obs[None]))
+        student.observe(
+            TransitionBatch(
+                obs[None],
+                action,
+                np.array([reward]),
+                np.array([terminated]),
+                np.array([truncated]),
+                next_obs[None],
+            )
+        )
         student.update()
         obs = next_obs if not (terminated or truncated) else env.reset()[0]
     assert agent.steps == 40 and agent.updates == 6

@@ -10,8 +10,24 @@ import pytest
 
 from anew.runners.cli import main
 
-QUICK = ["--total-steps", "600", "--eval-every", "300", "--eval-episodes", "2", "--checkpoint-every", "300",
-         "--learning-starts", "100", "--train-every", "4", "--gradient-steps", "1", "--buffer-size", "2000"]
+QUICK = [
+    "--total-steps",
+    "600",
+    "--eval-every",
+    "300",
+    "--eval-episodes",
+    "2",
+    "--checkpoint-every",
+    "300",
+    "--learning-starts",
+    "100",
+    "--train-every",
+    "4",
+    "--gradient-steps",
+    "1",
+    "--buffer-size",
+    "2000",
+]
 
 
 def train(run_dir: Path, *extra: str) -> int:
@@ -86,7 +102,16 @@ def test_a_run_refused_before_it_writes_anything_leaves_no_folder(tmp_path: Path
     kept.mkdir()
     (kept / "notes.txt").write_text("mine")
     for run_dir in (tmp_path / "new" / "run", kept):  # the env rejects the flag once the run folder exists
-        argv = ["train", "dqn", "--env-id", "CartPole-v1", "--no-such-env-option", "1", "--run-dir", str(run_dir)]
+        argv = [
+            "train",
+            "dqn",
+            "--env-id",
+            "CartPole-v1",
+            "--no-such-env-option",
+            "1",
+            "--run-dir",
+            str(run_dir),
+        ]
         assert main(argv) == 2
         assert "check the flag names" in capsys.readouterr().err
     assert not (tmp_path / "new" / "run").exists()

@@ -13,8 +13,24 @@ from pathlib import Path
 import torch
 from test_resume import anew, scalars
 
-ARGS = ["--env-id", "anew/TrafficJunction-easy-v0", "--seed", "2", "--num-envs", "16", "--total-steps", "3200",
-        "--checkpoint-every", "800", "--eval-every", "1600", "--eval-episodes", "32", "--log-every", "160"]
+ARGS = [
+    "--env-id",
+    "anew/TrafficJunction-easy-v0",
+    "--seed",
+    "2",
+    "--num-envs",
+    "16",
+    "--total-steps",
+    "3200",
+    "--checkpoint-every",
+    "800",
+    "--eval-every",
+    "1600",
+    "--eval-episodes",
+    "32",
+    "--log-every",
+    "160",
+]
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:

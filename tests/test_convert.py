@@ -21,8 +21,20 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def converted_dqn(fixtures_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("converted") / "pong"
-    assert cli(["convert", "dopamine", str(fixtures_dir / "dopamine" / "jax_dqn_pong"), "--out", str(out),
-                "--env-id", "ALE/Pong-v5"]) == 0
+    assert (
+        cli(
+            [
+                "convert",
+                "dopamine",
+                str(fixtures_dir / "dopamine" / "jax_dqn_pong"),
+                "--out",
+                str(out),
+                "--env-id",
+                "ALE/Pong-v5",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -66,13 +78,17 @@ def test_conversion_errors_name_the_fix(fixtures_dir, tmp_path):
         convert_dopamine(ConvertArgs("dopamine", source, out=str(tmp_path / "b"), env_id="CartPole-v1"))
     with pytest.raises(AnewError, match="--out"):
         convert_dopamine(ConvertArgs("dopamine", source, env_id="ALE/Pong-v5"))
-    assert cli(["convert", "dopamine", str(tmp_path), "--out", str(tmp_path / "c"), "--env-id", "ALE/Pong-v5"]) == 2
+    assert (
+        cli(["convert", "dopamine", str(tmp_path), "--out", str(tmp_path / "c"), "--env-id", "ALE/Pong-v5"])
+        == 2
+    )
 
 
 def test_rainbow_conversion(fixtures_dir, tmp_path):
     source = fixtures_dir / "dopamine" / "jax_rainbow_breakout"
-    args = ConvertArgs("dopamine", str(source), out=str(tmp_path / "rainbow"), env_id="ALE/Breakout-v5",
-                       kind="rainbow")
+    args = ConvertArgs(
+        "dopamine", str(source), out=str(tmp_path / "rainbow"), env_id="ALE/Breakout-v5", kind="rainbow"
+    )
     if "rainbow" not in registry.available_agents():
         with pytest.raises(AnewError, match="--teacher-kind rainbow"):
             convert_dopamine(args)

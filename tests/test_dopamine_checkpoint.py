@@ -52,8 +52,9 @@ def test_dqn_q_values_and_layers_match_dopamine(dqn_dir):
             x = conv(F.pad(x, pad))
             np.testing.assert_allclose(x.permute(0, 2, 3, 1).numpy(), expected[f"conv{index}_out"], atol=ATOL)
             x = F.relu(x)
-        np.testing.assert_allclose(x.permute(0, 2, 3, 1).reshape(8, -1).numpy(), expected["flatten_after_relu"],
-                                   atol=ATOL)
+        np.testing.assert_allclose(
+            x.permute(0, 2, 3, 1).reshape(8, -1).numpy(), expected["flatten_after_relu"], atol=ATOL
+        )
         np.testing.assert_allclose(torso.dense(x.flatten(1)).numpy(), expected["dense0_out"], atol=ATOL)
 
 
@@ -61,7 +62,12 @@ def test_dqn_target_params_and_metadata(dqn_dir):
     expected = np.load(dqn_dir / "q_values_expected.npz")
     conversion = convert_dopamine_checkpoint(dqn_dir, kind="dqn", params="target")  # the run folder works too
     meta = conversion.metadata()
-    assert (meta["num_actions"], meta["num_atoms"], meta["iteration"], meta["training_steps"]) == (6, 1, 3, 892)
+    assert (meta["num_actions"], meta["num_atoms"], meta["iteration"], meta["training_steps"]) == (
+        6,
+        1,
+        3,
+        892,
+    )
     assert set(conversion.logs) == {f"iteration_{i}" for i in range(4)}
     network = QNetwork(NatureCNN(4), 6)
     network.load_state_dict(conversion.state_dict, strict=True)  # a normal anew state_dict
@@ -104,8 +110,13 @@ def test_wrong_kind_is_named(rainbow_dir):
 def test_pre_linen_layer_names_convert_the_same(dqn_dir):
     bundle, _ = load_dopamine_bundle(dqn_dir / "checkpoints")
     linen = dopamine_params(bundle)
-    old = {"Conv_0": linen["Conv_0"], "Conv_1": linen["Conv_1"], "Conv_2": linen["Conv_2"],
-           "Dense_3": linen["Dense_0"], "Dense_4": linen["Dense_1"]}
+    old = {
+        "Conv_0": linen["Conv_0"],
+        "Conv_1": linen["Conv_1"],
+        "Conv_2": linen["Conv_2"],
+        "Dense_3": linen["Dense_0"],
+        "Dense_4": linen["Dense_1"],
+    }
     converted = nature_state_dict(dopamine_params({"online_params": old}))
     for name, tensor in nature_state_dict(linen).items():
         assert torch.equal(converted[name], tensor), name

@@ -45,19 +45,27 @@ def test_dopamine_sampler_continues_from_the_saved_rng(agent):
     replay = DopamineJaxReplay(folder / "checkpoints")
     expected = np.load(folder / "replay_expected_samples.npz")
     batch = replay.sample(32)
-    for name, key in (("keys", "rng_keys"), ("state", "rng_state"), ("action", "rng_action"),
-                      ("reward", "rng_reward")):
+    for name, key in (
+        ("keys", "rng_keys"),
+        ("state", "rng_state"),
+        ("action", "rng_action"),
+        ("reward", "rng_reward"),
+    ):
         assert batch[name].dtype == expected[key].dtype and np.array_equal(batch[name], expected[key]), name
     assert ("probabilities" in batch) == replay.prioritized
     if replay.prioritized:
-        np.testing.assert_allclose(batch["probabilities"], replay.priorities(batch["keys"]) / replay.sum_tree[0])
+        np.testing.assert_allclose(
+            batch["probabilities"], replay.priorities(batch["keys"]) / replay.sum_tree[0]
+        )
 
 
 def test_network_input_states_come_from_this_replay(agent):
     folder, _ = agent
     replay = DopamineJaxReplay(folder / "checkpoints")
     expected = np.load(folder / "q_values_expected.npz")
-    np.testing.assert_array_equal(replay.sample(8, expected["replay_keys_of_states"])["state"], expected["states"])
+    np.testing.assert_array_equal(
+        replay.sample(8, expected["replay_keys_of_states"])["state"], expected["states"]
+    )
 
 
 def test_rainbow_sum_tree_layout(fixtures_dir):
@@ -74,9 +82,9 @@ def test_sum_tree_query_is_inverse_cdf():
     rng = np.random.default_rng(0)
     leaves = rng.random(13) * (rng.random(13) > 0.3)  # some zero priorities
     depth = int(np.ceil(np.log2(len(leaves)))) + 1
-    nodes = np.zeros(2 ** depth - 1)
+    nodes = np.zeros(2**depth - 1)
     first_leaf = 2 ** (depth - 1) - 1
-    nodes[first_leaf:first_leaf + len(leaves)] = leaves
+    nodes[first_leaf : first_leaf + len(leaves)] = leaves
     for node in range(first_leaf - 1, -1, -1):
         nodes[node] = nodes[2 * node + 1] + nodes[2 * node + 2]
     targets = rng.uniform(0, nodes[0], size=2000)
@@ -93,8 +101,10 @@ def encode(array: np.ndarray) -> dict:
 
 def compressed(state: np.ndarray) -> dict:
     data = np.frombuffer(bytes(cramjam.snappy.compress_raw(state.tobytes())), dtype=np.uint8)
-    packed = np.array((data, state.shape, state.dtype.str),
-                      dtype=[("data", "u1", data.shape), ("shape", "i4", (3,)), ("dtype", "S3")])
+    packed = np.array(
+        (data, state.shape, state.dtype.str),
+        dtype=[("data", "u1", data.shape), ("shape", "i4", (3,)), ("dtype", "S3")],
+    )
     return encode(packed)
 
 
@@ -102,16 +112,30 @@ def write_synthetic(path, compress=True, count=5, seed=0):
     rng = np.random.default_rng(seed)
     states = rng.integers(0, 255, (count + 1, 6, 5, 4), dtype=np.uint8)
     pack = compressed if compress else encode
-    values = [[pack(states[i]), encode(np.array(i % 3, np.int32)), 0.5 * i, pack(states[i + 1]),
-               i == count - 1, i == count - 1] for i in range(count)]
+    values = [
+        [
+            pack(states[i]),
+            encode(np.array(i % 3, np.int32)),
+            0.5 * i,
+            pack(states[i + 1]),
+            i == count - 1,
+            i == count - 1,
+        ]
+        for i in range(count)
+    ]
     generator = np.random.PCG64(seed)
     rng_state = generator.state
     rng_state["state"] = {k: {"integer": str(v)} for k, v in rng_state["state"].items()}
-    state = {"add_count": 10 + count,
-             "memory": {"keys": list(range(10, 10 + count)), "values": values, "treedef": b"ignored"},
-             "sampling_distribution": {"key_by_index": list(range(10, 10 + count)),
-                                       "index_by_key": {10 + i: i for i in range(count)}, "rng_state": rng_state},
-             "transition_accumulator": {"trajectory": [], "treedef": b"ignored"}}
+    state = {
+        "add_count": 10 + count,
+        "memory": {"keys": list(range(10, 10 + count)), "values": values, "treedef": b"ignored"},
+        "sampling_distribution": {
+            "key_by_index": list(range(10, 10 + count)),
+            "index_by_key": {10 + i: i for i in range(count)},
+            "rng_state": rng_state,
+        },
+        "transition_accumulator": {"trajectory": [], "treedef": b"ignored"},
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(msgpack.packb(state, use_bin_type=True))
     return states, np.random.Generator(np.random.PCG64(seed))
@@ -128,7 +152,9 @@ def test_synthetic_buffer_round_trip(tmp_path, compress):
     np.testing.assert_array_equal(batch["action"], np.array([2, 0, 1], np.int32))
     np.testing.assert_array_equal(batch["reward"], [1.0, 0.0, 2.0])
     np.testing.assert_array_equal(batch["is_terminal"], [False, False, True])
-    np.testing.assert_array_equal(replay.sample(6)["keys"], 10 + rng.integers(5, size=6))  # Dopamine's uniform draw
+    np.testing.assert_array_equal(
+        replay.sample(6)["keys"], 10 + rng.integers(5, size=6)
+    )  # Dopamine's uniform draw
 
 
 def test_path_resolution(tmp_path):
@@ -147,7 +173,9 @@ def test_path_resolution(tmp_path):
 
 
 def test_truncated_corrupt_and_foreign_files(tmp_path, fixtures_dir):
-    source = fixtures_dir / "dopamine" / "jax_dqn_pong" / "checkpoints" / "3" / "replay" / "checkpoint.msgpack"
+    source = (
+        fixtures_dir / "dopamine" / "jax_dqn_pong" / "checkpoints" / "3" / "replay" / "checkpoint.msgpack"
+    )
     path = tmp_path / "checkpoint.msgpack"
     data = source.read_bytes()
     path.write_bytes(data[: len(data) // 3])

@@ -47,19 +47,39 @@ def reference_transition(store, k, n, gamma, i):
     def stack(end):
         return np.stack([store["observation"][(end - k + 1 + j) % capacity] for j in range(k)], axis=-1)
 
-    return {"state": stack(i), "action": store["action"][i], "reward": np.sum(discounts[:length] * rewards),
-            "next_state": stack(nxt), "next_action": store["action"][nxt], "next_reward": store["reward"][nxt],
-            "terminal": terminals.any(), "indices": i}
+    return {
+        "state": stack(i),
+        "action": store["action"][i],
+        "reward": np.sum(discounts[:length] * rewards),
+        "next_state": stack(nxt),
+        "next_action": store["action"][nxt],
+        "next_reward": store["reward"][nxt],
+        "terminal": terminals.any(),
+        "indices": i,
+    }
 
 
 def assert_matches_reference(replay: DopamineReplay, store, ends):
-    expected_valid = [i for i in range(replay.capacity) if reference_is_valid(
-        store, replay.add_count, replay.saved_invalid_range, ends, replay.stack_size, replay.update_horizon, i)]
+    expected_valid = [
+        i
+        for i in range(replay.capacity)
+        if reference_is_valid(
+            store,
+            replay.add_count,
+            replay.saved_invalid_range,
+            ends,
+            replay.stack_size,
+            replay.update_horizon,
+            i,
+        )
+    ]
     np.testing.assert_array_equal(replay.valid_indices(), expected_valid)
     indices = np.asarray(expected_valid, dtype=np.int32)
     batch = replay.sample_transition_batch(len(indices), indices)
     for row, i in enumerate(indices):
-        reference = reference_transition(store, replay.stack_size, replay.update_horizon, replay.gamma, int(i))
+        reference = reference_transition(
+            store, replay.stack_size, replay.update_horizon, replay.gamma, int(i)
+        )
         for name in FIELDS:
             assert np.array_equal(batch[name][row], reference[name]), (name, int(i))
 
@@ -109,7 +129,9 @@ def test_missing_episode_end_file_means_no_timeouts(legacy, tmp_path):
     assert replay.episode_end_indices == set()
     assert_matches_reference(replay, replay.store, set())
     # Without the time-out markers the windows that cross slot 129 / 332 become valid again.
-    assert {127, 128, 129} <= set(replay.valid_indices()) and 127 not in set(np.load(legacy / "valid_indices.npy"))
+    assert {127, 128, 129} <= set(replay.valid_indices()) and 127 not in set(
+        np.load(legacy / "valid_indices.npy")
+    )
 
 
 def test_writer_reproduces_dopamine_add_sequence(legacy):
@@ -140,12 +162,19 @@ def test_writer_reproduces_dopamine_add_sequence(legacy):
 
 def test_rewriting_the_fixture_is_lossless(legacy, tmp_path):
     original = DopamineReplay(legacy / "replay")
-    write_dopamine_replay(tmp_path, 7, original.store, add_count=original.add_count,
-                          invalid_range=original.saved_invalid_range,
-                          episode_end_indices=original.episode_end_indices)
+    write_dopamine_replay(
+        tmp_path,
+        7,
+        original.store,
+        add_count=original.add_count,
+        invalid_range=original.saved_invalid_range,
+        episode_end_indices=original.episode_end_indices,
+    )
     for source in (legacy / "replay").glob("*.gz"):  # same .npy bytes inside the gzip as Dopamine wrote
         if not source.name.startswith("episode_end_indices"):
-            assert gzip.decompress(source.read_bytes()) == gzip.decompress((tmp_path / source.name).read_bytes())
+            assert gzip.decompress(source.read_bytes()) == gzip.decompress(
+                (tmp_path / source.name).read_bytes()
+            )
     copy = DopamineReplay(tmp_path)
     assert copy.episode_end_indices == original.episode_end_indices and copy.add_count == original.add_count
     np.testing.assert_array_equal(copy.valid_indices(), original.valid_indices())
@@ -164,10 +193,14 @@ def fill(writer: DopamineReplayWriter, rng, episodes, tf_convention=False):
             last = t == steps - 1
             observation = rng.integers(1, 255, writer.observation_shape, dtype=np.uint8)
             reward = float(rng.choice([-1.0, 0.0, 1.0, 0.37]))
-            if tf_convention:  # TF agents: terminal=1 at every episode end, time-outs included; no episode_end
+            if (
+                tf_convention
+            ):  # TF agents: terminal=1 at every episode end, time-outs included; no episode_end
                 writer.add(observation, int(rng.integers(6)), reward, terminal=last)
             else:
-                writer.add(observation, int(rng.integers(6)), reward, terminal=last and terminated, episode_end=last)
+                writer.add(
+                    observation, int(rng.integers(6)), reward, terminal=last and terminated, episode_end=last
+                )
 
 
 @pytest.mark.parametrize("tf_convention", [False, True], ids=["jax-convention", "tf-convention"])
@@ -197,7 +230,9 @@ def test_dqn_replay_dataset_logged_layout(tmp_path, log_count):
     writer = DopamineReplayWriter(capacity, (4, 4), stack_size=4, update_horizon=1)
     while writer.add_count < log_count * capacity + capacity - 1:
         fill(writer, rng, 1, tf_convention=True)
-        if writer.add_count > log_count * capacity + capacity - 1:  # overshot: start again (keeps the test simple)
+        if (
+            writer.add_count > log_count * capacity + capacity - 1
+        ):  # overshot: start again (keeps the test simple)
             writer = DopamineReplayWriter(capacity, (4, 4), stack_size=4, update_horizon=1)
     writer.save(tmp_path, log_count)
     (tmp_path / f"episode_end_indices_ckpt.{log_count}.gz").unlink()
@@ -229,8 +264,11 @@ def test_truncated_corrupt_and_foreign_files(legacy, tmp_path):
     folder = copy_replay(legacy, tmp_path)
     observation = folder / "$store$_observation_ckpt.7.gz"
     data = observation.read_bytes()
-    for broken, how in ((data[: len(data) // 2], "truncated"), (data[:20] + bytes(len(data) - 20), "corrupt"),
-                        (b"timestamp,reward\n1,0\n", "foreign")):
+    for broken, how in (
+        (data[: len(data) // 2], "truncated"),
+        (data[:20] + bytes(len(data) - 20), "corrupt"),
+        (b"timestamp,reward\n1,0\n", "foreign"),
+    ):
         observation.write_bytes(broken)
         for threshold in (256 << 20, 0):
             with pytest.raises(AnewError, match="not a readable Dopamine replay file"):
@@ -281,8 +319,14 @@ def test_read_npy_plain_and_big_files(tmp_path):
     mapped = read_npy(tmp_path / "big.gz", mmap_threshold_bytes=10, cache_dir=cache)
     np.testing.assert_array_equal(mapped, array)
     assert isinstance(mapped, np.memmap) and len(list(cache.iterdir())) == 1
-    np.testing.assert_array_equal(read_npy(tmp_path / "big.gz", mmap_threshold_bytes=10, cache_dir=cache), array)
-    for value in (np.asfortranarray(array[:7, :9].astype(np.float64)), np.array(1333), np.zeros((0, 3), np.uint8)):
+    np.testing.assert_array_equal(
+        read_npy(tmp_path / "big.gz", mmap_threshold_bytes=10, cache_dir=cache), array
+    )
+    for value in (
+        np.asfortranarray(array[:7, :9].astype(np.float64)),
+        np.array(1333),
+        np.zeros((0, 3), np.uint8),
+    ):
         with gzip.open(tmp_path / "small.gz", "wb") as out:
             np.save(out, value)
         loaded = read_npy(tmp_path / "small.gz")

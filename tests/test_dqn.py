@@ -15,14 +15,22 @@ from anew.agents.networks import NatureCNN, QNetwork
 
 
 def small_config(**changes):
-    base = dataclasses.replace(PRESETS["classic-control"], learning_starts=50, train_every=4, gradient_steps=1,
-                               target_update_every=20, buffer_size=1_000, batch_size=16)
+    base = dataclasses.replace(
+        PRESETS["classic-control"],
+        learning_starts=50,
+        train_every=4,
+        gradient_steps=1,
+        target_update_every=20,
+        buffer_size=1_000,
+        batch_size=16,
+    )
     return dataclasses.replace(base, **changes)
 
 
 def drive(agent: DQNAgent, steps: int, seed: int = 0) -> list[dict]:
-    env = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 2,
-                                   autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    env = gym.vector.SyncVectorEnv(
+        [lambda: gym.make("CartPole-v1")] * 2, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
     obs, _ = env.reset(seed=seed)
     logs = []
     for _ in range(steps):
@@ -40,7 +48,9 @@ def drive(agent: DQNAgent, steps: int, seed: int = 0) -> list[dict]:
 def make_agent(seed: int = 0, **changes) -> DQNAgent:
     torch.manual_seed(seed)
     env = gym.make("CartPole-v1")
-    return DQNAgent(small_config(**changes), AgentSpec(env.observation_space, env.action_space, num_envs=2, seed=seed))
+    return DQNAgent(
+        small_config(**changes), AgentSpec(env.observation_space, env.action_space, num_envs=2, seed=seed)
+    )
 
 
 def test_updates_follow_the_schedule() -> None:

@@ -75,9 +75,16 @@ def test_the_shared_module_imports_neither_agents_nor_envs() -> None:
 
     def loaded(module: str) -> set[str]:
         code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith('anew.')))"
-        return set(eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                       check=True).stdout))
+        return set(
+            eval(
+                subprocess.run(
+                    [sys.executable, "-c", code], capture_output=True, text=True, check=True
+                ).stdout
+            )
+        )
 
     added = loaded("anew.inventory_demand") - loaded("anew")
     assert added == {"anew.inventory_demand"}
-    assert not any(m.startswith(("anew.agents", "anew.envs.inventory")) for m in loaded("anew.inventory_demand"))
+    assert not any(
+        m.startswith(("anew.agents", "anew.envs.inventory")) for m in loaded("anew.inventory_demand")
+    )

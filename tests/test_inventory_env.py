@@ -139,7 +139,9 @@ def test_history_replay_reduces_to_lost_sales() -> None:
 
     record = torch.cat([torch.zeros(products, window), demands], dim=1).numpy()
     history = History(record, price=p, cost=0.0, lead_time=2, holding=1.0)
-    sim = DemandHistorySim(ReplayConfig(history=history, periods=periods, window=window, max_order=1e6), products)
+    sim = DemandHistorySim(
+        ReplayConfig(history=history, periods=periods, window=window, max_order=1e6), products
+    )
     obs = sim.reset(products=torch.arange(products))
     policy = BaseStockPolicy(16, lead_time=2)
     rewards = []

@@ -32,22 +32,84 @@ def _cli(argv: list[str]) -> None:
 
 
 def train_teacher(run_dir: Path) -> None:
-    _cli(["train", "dqn", "--env-id", "CartPole-v1", "--seed", "1", "--total-steps", str(TEACHER_STEPS),
-          "--eval-every", "5000", "--eval-episodes", "10", "--checkpoint-every", "5000", "--keep-checkpoints", "8",
-          "--run-dir", str(run_dir)])
+    _cli(
+        [
+            "train",
+            "dqn",
+            "--env-id",
+            "CartPole-v1",
+            "--seed",
+            "1",
+            "--total-steps",
+            str(TEACHER_STEPS),
+            "--eval-every",
+            "5000",
+            "--eval-episodes",
+            "10",
+            "--checkpoint-every",
+            "5000",
+            "--keep-checkpoints",
+            "8",
+            "--run-dir",
+            str(run_dir),
+        ]
+    )
 
 
 def train_scratch(run_dir: Path, seed: int) -> None:
-    _cli(["train", "dqn", "--env-id", "CartPole-v1", "--seed", str(seed), "--total-steps", str(SCRATCH_ONLINE),
-          "--eval-every", str(EVAL_EVERY), "--eval-episodes", "10", "--checkpoint-every", str(SCRATCH_ONLINE),
-          "--run-dir", str(run_dir)])
+    _cli(
+        [
+            "train",
+            "dqn",
+            "--env-id",
+            "CartPole-v1",
+            "--seed",
+            str(seed),
+            "--total-steps",
+            str(SCRATCH_ONLINE),
+            "--eval-every",
+            str(EVAL_EVERY),
+            "--eval-episodes",
+            "10",
+            "--checkpoint-every",
+            str(SCRATCH_ONLINE),
+            "--run-dir",
+            str(run_dir),
+        ]
+    )
 
 
 def train_qdagger(run_dir: Path, seed: int, teacher: Path, teacher_return: float) -> None:
-    _cli(["reincarnate", "qdagger", "--teacher", str(teacher), "--env-id", "CartPole-v1", "--seed", str(seed),
-          "--total-steps", str(QDAGGER_ONLINE), "--eval-every", str(EVAL_EVERY), "--eval-episodes", "10",
-          "--checkpoint-every", str(QDAGGER_ONLINE), "--teacher-steps", "5000", "--offline-steps", "3000",
-          "--teacher-return", str(teacher_return), "--teacher-eval-episodes", "20", "--run-dir", str(run_dir)])
+    _cli(
+        [
+            "reincarnate",
+            "qdagger",
+            "--teacher",
+            str(teacher),
+            "--env-id",
+            "CartPole-v1",
+            "--seed",
+            str(seed),
+            "--total-steps",
+            str(QDAGGER_ONLINE),
+            "--eval-every",
+            str(EVAL_EVERY),
+            "--eval-episodes",
+            "10",
+            "--checkpoint-every",
+            str(QDAGGER_ONLINE),
+            "--teacher-steps",
+            "5000",
+            "--offline-steps",
+            "3000",
+            "--teacher-return",
+            str(teacher_return),
+            "--teacher-eval-episodes",
+            "20",
+            "--run-dir",
+            str(run_dir),
+        ]
+    )
 
 
 def best_checkpoint(run_dir: Path) -> tuple[Path, float]:
@@ -72,21 +134,37 @@ def test_qdagger_reaches_the_teacher_far_sooner_than_scratch(tmp_path: Path) -> 
         scratch_jobs = [pool.submit(train_scratch, tmp_path / f"scratch-{s}", s) for s in SEEDS]
         teacher_job.result()
         teacher, teacher_return = best_checkpoint(tmp_path / "teacher")
-        qdagger_jobs = [pool.submit(train_qdagger, tmp_path / f"qdagger-{s}", s, teacher, teacher_return)
-                        for s in SEEDS]
+        qdagger_jobs = [
+            pool.submit(train_qdagger, tmp_path / f"qdagger-{s}", s, teacher, teacher_return) for s in SEEDS
+        ]
         for job in scratch_jobs + qdagger_jobs:
             job.result()
     extra = json.loads((tmp_path / "qdagger-1" / "eval.json").read_text())["evaluations"][0]["extra"]
     random_return = extra["random_return"]
     qdagger = [steps_to_teacher(tmp_path / f"qdagger-{s}", teacher_return, random_return) for s in SEEDS]
     scratch = [steps_to_teacher(tmp_path / f"scratch-{s}", teacher_return, random_return) for s in SEEDS]
-    final = {name: [float(np.mean(json.loads((tmp_path / f"{name}-{s}" / "eval.json").read_text())
-                                  ["evaluations"][-1]["returns"])) for s in SEEDS] for name in ("qdagger", "scratch")}
-    print(f"\nteacher: {teacher.name} mean return {teacher_return:.1f} (random policy {random_return:.1f}); "
-          f"threshold: teacher-normalised >= {THRESHOLD}")
-    print(f"online steps to reach the teacher, seeds {SEEDS}: QDagger {qdagger} (budget {QDAGGER_ONLINE}, after "
-          f"3000 offline gradient steps on 5000 teacher steps), scratch {scratch} (budget {SCRATCH_ONLINE}; "
-          "None = not reached)")
+    final = {
+        name: [
+            float(
+                np.mean(
+                    json.loads((tmp_path / f"{name}-{s}" / "eval.json").read_text())["evaluations"][-1][
+                        "returns"
+                    ]
+                )
+            )
+            for s in SEEDS
+        ]
+        for name in ("qdagger", "scratch")
+    }
+    print(
+        f"\nteacher: {teacher.name} mean return {teacher_return:.1f} (random policy {random_return:.1f}); "
+        f"threshold: teacher-normalised >= {THRESHOLD}"
+    )
+    print(
+        f"online steps to reach the teacher, seeds {SEEDS}: QDagger {qdagger} (budget {QDAGGER_ONLINE}, after "
+        f"3000 offline gradient steps on 5000 teacher steps), scratch {scratch} (budget {SCRATCH_ONLINE}; "
+        "None = not reached)"
+    )
     print(f"final mean eval returns: QDagger {final['qdagger']}, scratch {final['scratch']}")
     assert teacher_return - random_return > 0.5 * (500 - random_return), "the teacher did not learn CartPole"
     assert all(steps is not None for steps in qdagger), qdagger

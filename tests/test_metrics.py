@@ -311,10 +311,12 @@ def test_sample_efficiency_curve_points_and_final_interval():
 def test_fused_default_metrics_equal_the_statistics_one_by_one(task_bootstrap: bool) -> None:
     # The default METRICS take a fused path with reused buffers; wrapped copies take the generic one.
     scores = np.random.default_rng(5).random((7, 11)) * 1.5
-    fused = metrics.bootstrap_distribution(scores, metrics.METRICS, reps=3000, seed=2,
-                                           task_bootstrap=task_bootstrap)
+    fused = metrics.bootstrap_distribution(
+        scores, metrics.METRICS, reps=3000, seed=2, task_bootstrap=task_bootstrap
+    )
     wrapped = {name: functools.partial(f) for name, f in metrics.METRICS.items()}
-    generic = metrics.bootstrap_distribution(scores, wrapped, reps=3000, seed=2,
-                                             task_bootstrap=task_bootstrap)
+    generic = metrics.bootstrap_distribution(
+        scores, wrapped, reps=3000, seed=2, task_bootstrap=task_bootstrap
+    )
     for name in metrics.METRICS:
         np.testing.assert_array_equal(fused[name], generic[name])

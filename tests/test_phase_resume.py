@@ -15,19 +15,74 @@ from test_resume import anew, scalars
 
 from anew.runners.cli import main as cli
 
-STUDENT = ["--env-id", "CartPole-v1", "--seed", "5", "--total-steps", "300", "--learning-starts", "100",
-           "--train-every", "50", "--gradient-steps", "2", "--batch-size", "16", "--buffer-size", "1000",
-           "--eval-every", "150", "--eval-episodes", "2", "--teacher-eval-episodes", "2", "--hidden", "32",
-           "--offline-steps", "3000", "--offline-target-update-every", "50", "--offline-eval-every", "1000",
-           "--teacher-steps", "300", "--log-every", "100", "--checkpoint-every", "500"]
+STUDENT = [
+    "--env-id",
+    "CartPole-v1",
+    "--seed",
+    "5",
+    "--total-steps",
+    "300",
+    "--learning-starts",
+    "100",
+    "--train-every",
+    "50",
+    "--gradient-steps",
+    "2",
+    "--batch-size",
+    "16",
+    "--buffer-size",
+    "1000",
+    "--eval-every",
+    "150",
+    "--eval-episodes",
+    "2",
+    "--teacher-eval-episodes",
+    "2",
+    "--hidden",
+    "32",
+    "--offline-steps",
+    "3000",
+    "--offline-target-update-every",
+    "50",
+    "--offline-eval-every",
+    "1000",
+    "--teacher-steps",
+    "300",
+    "--log-every",
+    "100",
+    "--checkpoint-every",
+    "500",
+]
 
 
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("teacher") / "dqn"
-    assert cli(["train", "dqn", "--env-id", "CartPole-v1", "--total-steps", "300", "--learning-starts", "100",
-                "--eval-every", "300", "--eval-episodes", "2", "--checkpoint-every", "300", "--hidden", "32",
-                "--run-dir", str(run_dir)]) == 0
+    assert (
+        cli(
+            [
+                "train",
+                "dqn",
+                "--env-id",
+                "CartPole-v1",
+                "--total-steps",
+                "300",
+                "--learning-starts",
+                "100",
+                "--eval-every",
+                "300",
+                "--eval-episodes",
+                "2",
+                "--checkpoint-every",
+                "300",
+                "--hidden",
+                "32",
+                "--run-dir",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
     return run_dir
 
 

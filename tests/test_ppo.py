@@ -131,9 +131,13 @@ def test_state_dict_round_trip_mid_rollout_continues_identically() -> None:
 
 
 def test_a_state_dict_loads_into_an_agent_with_another_number_of_envs_for_acting() -> None:
-    trained = PPOAgent(small_config(normalize_obs=True), AgentSpec(CARTPOLE_OBS, gym.spaces.Discrete(3), 4, seed=0))
+    trained = PPOAgent(
+        small_config(normalize_obs=True), AgentSpec(CARTPOLE_OBS, gym.spaces.Discrete(3), 4, seed=0)
+    )
     feed(trained, 11, seed=0)
-    single = PPOAgent(small_config(normalize_obs=True), AgentSpec(CARTPOLE_OBS, gym.spaces.Discrete(3), 1, seed=1))
+    single = PPOAgent(
+        small_config(normalize_obs=True), AgentSpec(CARTPOLE_OBS, gym.spaces.Discrete(3), 1, seed=1)
+    )
     single.load_state_dict(trained.state_dict())
     obs = np.random.default_rng(2).normal(size=(6, 4)).astype(np.float32)
     assert np.array_equal(single.act(obs, explore=False), trained.act(obs, explore=False))
@@ -145,7 +149,8 @@ def test_a_state_dict_loads_into_an_agent_with_another_number_of_envs_for_acting
 def test_image_observations_use_a_shared_cnn_torso() -> None:
     obs_space = gym.spaces.Box(0, 1, (4, 10, 10), np.uint8)
     agent = PPOAgent(
-        small_config(num_steps=2, num_minibatches=1), AgentSpec(obs_space, gym.spaces.Discrete(3), 2, seed=0))
+        small_config(num_steps=2, num_minibatches=1), AgentSpec(obs_space, gym.spaces.Discrete(3), 2, seed=0)
+    )
     assert agent.image_input and agent.rollout["obs"].dtype == torch.uint8
     obs = np.random.default_rng(0).integers(0, 2, size=(2, 4, 10, 10), dtype=np.uint8)
     for _ in range(2):
@@ -158,7 +163,10 @@ def test_bad_spaces_and_settings_are_named() -> None:
     with pytest.raises(AnewError, match="Discrete or Box"):
         PPOAgent(PPOConfig(), AgentSpec(CARTPOLE_OBS, gym.spaces.MultiDiscrete([2, 2])))
     with pytest.raises(AnewError, match="--num-minibatches"):
-        PPOAgent(PPOConfig(num_steps=4, num_minibatches=8), AgentSpec(CARTPOLE_OBS, gym.spaces.Discrete(2), num_envs=1))
+        PPOAgent(
+            PPOConfig(num_steps=4, num_minibatches=8),
+            AgentSpec(CARTPOLE_OBS, gym.spaces.Discrete(2), num_envs=1),
+        )
     agent = PPOAgent(small_config(), AgentSpec(CARTPOLE_OBS, gym.spaces.Discrete(2)))
     with pytest.raises(AnewError, match="update"):
         feed_without_update = TransitionBatch(np.zeros((1, 4), np.float32), np.zeros(1, int), np.zeros(1),

@@ -29,13 +29,28 @@ from anew.reincarnation.qdagger import concat_samples, distill_term_loss
 
 torch.set_num_threads(1)
 BOX = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
-CONFIG = ReincarnationConfig(offline_steps=10, offline_target_update_every=3, max_lr=1e-3, min_lr=1e-4,
-                             wean_cutoff_steps=1_000, online_epsilon_decay_steps=100)
+CONFIG = ReincarnationConfig(
+    offline_steps=10,
+    offline_target_update_every=3,
+    max_lr=1e-3,
+    min_lr=1e-4,
+    wean_cutoff_steps=1_000,
+    online_epsilon_decay_steps=100,
+)
 
 
 def small_agent(seed: int = 0, **overrides) -> DQNAgent:
-    config = dataclasses.replace(PRESETS["classic-control"], buffer_size=500, hidden=(16,), learning_starts=20,
-                                 train_every=10, gradient_steps=2, target_update_every=50, batch_size=8, **overrides)
+    config = dataclasses.replace(
+        PRESETS["classic-control"],
+        buffer_size=500,
+        hidden=(16,),
+        learning_starts=20,
+        train_every=10,
+        gradient_steps=2,
+        target_update_every=50,
+        batch_size=8,
+        **overrides,
+    )
     return DQNAgent(config, AgentSpec(BOX, gym.spaces.Discrete(2), num_envs=1, seed=seed))
 
 
@@ -46,10 +61,14 @@ class FixedSource:
         rng = np.random.default_rng(seed)
         self.rng = rng  # the TransitionSource protocol: the generator batches are drawn with
         self.batch = ReplaySample(
-            obs=rng.normal(size=(batch_size, 4)).astype(np.float32), action=rng.integers(0, 2, batch_size),
+            obs=rng.normal(size=(batch_size, 4)).astype(np.float32),
+            action=rng.integers(0, 2, batch_size),
             reward=rng.normal(size=batch_size).astype(np.float32),
-            discount=np.full(batch_size, 0.99, np.float32), next_obs=rng.normal(size=(batch_size, 4)).astype(np.float32),
-            indices=np.arange(batch_size), weights=np.ones(batch_size, np.float32))
+            discount=np.full(batch_size, 0.99, np.float32),
+            next_obs=rng.normal(size=(batch_size, 4)).astype(np.float32),
+            indices=np.arange(batch_size),
+            weights=np.ones(batch_size, np.float32),
+        )
 
     def sample(self, batch_size: int) -> ReplaySample:
         return ReplaySample(**{name: value[:batch_size] for name, value in vars(self.batch).items()})
@@ -105,7 +124,9 @@ def test_gradient_step_is_td_plus_lambda_kl():
     q = reference(obs)
     with torch.no_grad():
         td_target = torch.as_tensor(sample.reward) + 0.99 * agent.target(next_obs).max(1).values
-    td = torch.nn.functional.huber_loss(q.gather(1, torch.as_tensor(sample.action)[:, None]).squeeze(1), td_target)
+    td = torch.nn.functional.huber_loss(
+        q.gather(1, torch.as_tensor(sample.action)[:, None]).squeeze(1), td_target
+    )
     teacher_p = torch.softmax(teacher.q_values(sample.obs) / 0.1, 1)
     kl = (teacher_p * (teacher_p.log() - torch.log_softmax(q / 0.1, 1))).sum(1).mean()
     (td + 3.0 * kl).backward()
@@ -129,8 +150,16 @@ def test_no_teacher_term_at_zero_coefficient():
 
 def small_rainbow(**overrides):
     rainbow = pytest.importorskip("anew.agents.rainbow")
-    config = dataclasses.replace(rainbow.PRESETS["classic-control"], buffer_size=500, hidden=(16,), learning_starts=20,
-                                 train_every=10, gradient_steps=2, batch_size=8, **overrides)
+    config = dataclasses.replace(
+        rainbow.PRESETS["classic-control"],
+        buffer_size=500,
+        hidden=(16,),
+        learning_starts=20,
+        train_every=10,
+        gradient_steps=2,
+        batch_size=8,
+        **overrides,
+    )
     return rainbow.RainbowAgent(config, AgentSpec(BOX, gym.spaces.Discrete(2), num_envs=1, seed=0))
 
 
@@ -145,8 +174,9 @@ def test_c51_td_loss_on_a_one_hot_target():
     expected = -log_p[torch.arange(3), torch.as_tensor(sample.action).long(), torch.tensor([3, 0, 2])]
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(q, (log_p.exp() * agent.online.support).sum(-1))
-    student = ReincarnatingStudent(agent, Teacher.from_agent(small_agent()), ReincarnationConfig(),
-                                   METHODS["qdagger"], FixedSource())
+    student = ReincarnatingStudent(
+        agent, Teacher.from_agent(small_agent()), ReincarnationConfig(), METHODS["qdagger"], FixedSource()
+    )
     assert student.config.distill_coef == 1.0 and student.config.wean_cutoff_steps == 2_500_000
 
 
@@ -161,11 +191,21 @@ def test_rainbow_student_distills_expected_q_with_importance_weights():
     for _ in range(40):
         action = student.act(obs[None])
         next_obs, reward, terminated, truncated, _ = env.step(int(action[0]))
-        student.observe(TransitionBatch(obs[None], action, np.array([reward]), np.array([terminated]),
-                                        np.array([truncated]), next_obs[None]))
+        student.observe(
+            TransitionBatch(
+                obs[None],
+                action,
+                np.array([reward]),
+                np.array([terminated]),
+                np.array([truncated]),
+                next_obs[None],
+            )
+        )
         metrics = student.update() or metrics
         obs = next_obs if not (terminated or truncated) else env.reset()[0]
-    assert agent.updates == 6 and metrics["charts/distill_coeff"] == 1.0 and metrics["losses/distill_loss"] > 0
+    assert (
+        agent.updates == 6 and metrics["charts/distill_coeff"] == 1.0 and metrics["losses/distill_loss"] > 0
+    )
     priorities = agent.replay.tree.priorities
     assert len(np.unique(priorities[priorities > 0])) > 2  # priorities came from the losses
 
@@ -204,7 +244,9 @@ def test_switch_keeps_adam_for_qdagger_and_resets_it_for_pretraining():
     for _ in range(4):
         pretrain.offline_update()
     pretrain.start_online()
-    assert len(agent.optimizer.state) == 0 and pretrain.learning_rate == pytest.approx(1e-4)  # fresh Adam, min_lr
+    assert len(agent.optimizer.state) == 0 and pretrain.learning_rate == pytest.approx(
+        1e-4
+    )  # fresh Adam, min_lr
     assert pretrain.coefficient == 0.0  # plain TD online
 
 
@@ -241,8 +283,16 @@ def test_online_updates_follow_the_agent_schedule_and_store_own_data():
     for _ in range(60):
         action = student.act(obs[None])
         next_obs, reward, terminated, truncated, _ = env.step(int(action[0]))
-        student.observe(TransitionBatch(obs[None], action, np.array([reward]), np.array([terminated]),
-                                        np.array([truncated]), next_obs[None]))
+        student.observe(
+            TransitionBatch(
+                obs[None],
+                action,
+                np.array([reward]),
+                np.array([terminated]),
+                np.array([truncated]),
+                next_obs[None],
+            )
+        )
         metrics = student.update() or metrics
         obs = next_obs if not (terminated or truncated) else env.reset()[0]
     # learning starts at 20, then 2 gradient steps every 10 agent steps: bursts at 20..60 -> 5 x 2.
@@ -254,8 +304,11 @@ def test_rehearsal_mixes_teacher_transitions():
     student, agent, _ = make_student("rehearsal", dataclasses.replace(CONFIG, rehearsal_ratio=0.5))
     for t in range(40):
         obs = np.full((1, 4), 0.5, np.float32)
-        agent.observe(TransitionBatch(obs, np.array([0]), np.array([1.0]), np.array([False]),
-                                      np.array([t % 10 == 9]), obs))
+        agent.observe(
+            TransitionBatch(
+                obs, np.array([0]), np.array([1.0]), np.array([False]), np.array([t % 10 == 9]), obs
+            )
+        )
     student.start_online()
     batch = student.online_batch()
     assert len(batch.action) == agent.config.batch_size
@@ -289,6 +342,8 @@ def test_student_needs_a_value_based_agent_and_teacher_data():
     with pytest.raises(AnewError, match="value-based"):
         ReincarnatingStudent(object(), None, CONFIG)
     with pytest.raises(AnewError, match="teacher data"):
-        ReincarnatingStudent(small_agent(), Teacher.from_agent(small_agent()), CONFIG, METHODS["qdagger"], None)
+        ReincarnatingStudent(
+            small_agent(), Teacher.from_agent(small_agent()), CONFIG, METHODS["qdagger"], None
+        )
     with pytest.raises(AnewError, match="needs a teacher"):
         ReincarnatingStudent(small_agent(), None, CONFIG, METHODS["kickstarting"])

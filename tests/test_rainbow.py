@@ -49,7 +49,8 @@ def cartpole_agent(seed: int = 0, **changes) -> RainbowAgent:
     torch.manual_seed(seed)
     env = gym.make("CartPole-v1")
     return RainbowAgent(
-        small_config(**changes), AgentSpec(env.observation_space, env.action_space, num_envs=2, seed=seed))
+        small_config(**changes), AgentSpec(env.observation_space, env.action_space, num_envs=2, seed=seed)
+    )
 
 
 def drive(agent, steps: int, seed: int = 0) -> list[dict]:
@@ -324,8 +325,15 @@ def test_same_seed_same_numbers_and_state_round_trip() -> None:
 def test_impala_torso_trains_on_minatar_shapes(agent_class) -> None:
     obs_space = gym.spaces.Box(0, 1, (4, 10, 10), np.uint8)
     preset = PRESETS["minatar"] if agent_class is RainbowAgent else DQN_PRESETS["classic-control"]
-    config = dataclasses.replace(preset, torso="impala", buffer_size=500, learning_starts=20, batch_size=8,
-                                 train_every=1, gradient_steps=1)
+    config = dataclasses.replace(
+        preset,
+        torso="impala",
+        buffer_size=500,
+        learning_starts=20,
+        batch_size=8,
+        train_every=1,
+        gradient_steps=1,
+    )
     agent = agent_class(config, AgentSpec(obs_space, gym.spaces.Discrete(3), seed=1))
     assert "ImpalaCNN" in repr(agent.online)
     rng = np.random.default_rng(0)
@@ -368,7 +376,9 @@ def test_loads_a_converted_dopamine_rainbow_checkpoint(fixtures_dir: Path) -> No
     conversion = convert_dopamine_checkpoint(folder / "checkpoints", kind="rainbow")
     expected = np.load(folder / "q_values_expected.npz")
     config = dataclasses.replace(PRESETS["dopamine-rainbow"], buffer_size=1_000)
-    agent = RainbowAgent(config, AgentSpec(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(4)))
+    agent = RainbowAgent(
+        config, AgentSpec(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(4))
+    )
     agent.online.load_state_dict(state_dict_from_qnetwork(conversion.state_dict, conversion.support))
     states = torch.from_numpy(expected["states"]).permute(0, 3, 1, 2)  # Dopamine stacks frames last
     with torch.no_grad():

@@ -15,7 +15,7 @@ FIXTURES = Path(os.environ.get("ANEW_FIXTURES", Path(__file__).resolve().parents
 def api_blocks() -> list[str]:
     text = README.read_text()
     section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
 
 
 def test_the_python_api_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -58,7 +58,9 @@ def encode(ids: np.ndarray, frames_before: dict[int, list[int]], stack: int) -> 
     if not stack:
         return ids.astype(np.float32)[:, None]
     # Frame value = id mod 251 + 1 (0 stays padding); tests keep fewer than 251 ids in a buffer.
-    return np.stack([[np.full((2, 2), (f % 251) + 1 if f else 0, np.uint8) for f in frames_before[i]] for i in ids])
+    return np.stack(
+        [[np.full((2, 2), (f % 251) + 1 if f else 0, np.uint8) for f in frames_before[i]] for i in ids]
+    )
 
 
 def expected(uid: int, info, n: int) -> tuple[float, float, int]:
@@ -77,8 +79,14 @@ def expected(uid: int, info, n: int) -> tuple[float, float, int]:
 
 def fill(buffer: ReplayBuffer, feed, frames_before, stack: int) -> None:
     for ids, reward, terminated, truncated, nxt in feed:
-        buffer.add(encode(ids, frames_before, stack), np.zeros(len(ids), np.int32), reward, terminated, truncated,
-                   encode(nxt, frames_before, stack))
+        buffer.add(
+            encode(ids, frames_before, stack),
+            np.zeros(len(ids), np.int32),
+            reward,
+            terminated,
+            truncated,
+            encode(nxt, frames_before, stack),
+        )
 
 
 @pytest.mark.parametrize("num_envs,n_step,capacity", [(1, 1, 1000), (3, 3, 90), (4, 5, 400)])
@@ -124,7 +132,9 @@ def test_frame_stacks_equal_zero_padded_env_stacks() -> None:
             np.testing.assert_array_equal(obs, encode(np.array([uid]), frames_before, stack)[0])
             _, want_discount, want_next = expected(uid, info, 3)
             if want_discount > 0:
-                np.testing.assert_array_equal(next_obs, encode(np.array([want_next]), frames_before, stack)[0])
+                np.testing.assert_array_equal(
+                    next_obs, encode(np.array([want_next]), frames_before, stack)[0]
+                )
 
 
 def test_save_load_round_trip_gives_identical_samples(tmp_path) -> None:

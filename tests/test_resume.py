@@ -13,21 +13,50 @@ from pathlib import Path
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-ARGS = ["--env-id", "CartPole-v1", "--seed", "7", "--total-steps", "4000", "--eval-every", "1000",
-        "--eval-episodes", "3", "--checkpoint-every", "1000", "--learning-starts", "200", "--train-every", "8",
-        "--gradient-steps", "2", "--buffer-size", "3000", "--num-envs", "2", "--log-every", "100", "--n-step", "3"]
+ARGS = [
+    "--env-id",
+    "CartPole-v1",
+    "--seed",
+    "7",
+    "--total-steps",
+    "4000",
+    "--eval-every",
+    "1000",
+    "--eval-episodes",
+    "3",
+    "--checkpoint-every",
+    "1000",
+    "--learning-starts",
+    "200",
+    "--train-every",
+    "8",
+    "--gradient-steps",
+    "2",
+    "--buffer-size",
+    "3000",
+    "--num-envs",
+    "2",
+    "--log-every",
+    "100",
+    "--n-step",
+    "3",
+]
 
 
 def anew(*argv: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "anew.runners.cli", *argv],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "anew.runners.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)]
-            for tag in events.Tags()["scalars"] if tag != "charts/SPS"}
+    return {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)]
+        for tag in events.Tags()["scalars"]
+        if tag != "charts/SPS"
+    }
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:

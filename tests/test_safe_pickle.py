@@ -39,8 +39,12 @@ def test_command_pickle_is_refused_and_the_command_does_not_run(tmp_path):
     # The payload is live: plain pickle in a child process does create the marker.
     path = tmp_path / "ckpt.1"
     path.write_bytes(payload)
-    subprocess.run([sys.executable, "-c", f"import pickle; pickle.load(open({str(path)!r}, 'rb'))"],
-                   check=False, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", f"import pickle; pickle.load(open({str(path)!r}, 'rb'))"],
+        check=False,
+        capture_output=True,
+        timeout=60,
+    )
     assert marker.exists()
     marker.unlink()
     with pytest.raises(UnsafePickleError):
@@ -62,13 +66,17 @@ class _Subclassed(np.ndarray):
     pass
 
 
-@pytest.mark.parametrize("payload", [
-    _Evaluates(),
-    _GetsAttribute(),
-    collections.Counter({"a": 1}),
-    np.array([1, "a"], dtype=object),
-    np.arange(3).view(_Subclassed),
-], ids=["eval", "getattr", "counter", "object-array", "ndarray-subclass"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _Evaluates(),
+        _GetsAttribute(),
+        collections.Counter({"a": 1}),
+        np.array([1, "a"], dtype=object),
+        np.arange(3).view(_Subclassed),
+    ],
+    ids=["eval", "getattr", "counter", "object-array", "ndarray-subclass"],
+)
 def test_other_globals_are_refused(payload):
     for protocol in (2, 4, 5):
         with pytest.raises(UnsafePickleError):
@@ -77,7 +85,10 @@ def test_other_globals_are_refused(payload):
 
 def test_numpy_and_container_pickles_load():
     tree = {
-        "params": {"kernel": np.arange(24, dtype=np.float32).reshape(2, 3, 4), "bias": np.ones(4, np.float64)},
+        "params": {
+            "kernel": np.arange(24, dtype=np.float32).reshape(2, 3, 4),
+            "bias": np.ones(4, np.float64),
+        },
         "fortran": np.asfortranarray(np.arange(6, dtype=np.int16).reshape(2, 3)),
         "structured": np.zeros(2, dtype=[("data", "u1", (3,)), ("shape", "<i4", (3,))]),
         "ends": {np.int64(3), np.int64(826)},
@@ -139,8 +150,11 @@ def test_jax_flax_optax_wrappers_become_numpy_dicts_and_tuples(monkeypatch):
     kernel = np.random.default_rng(0).normal(size=(8, 8, 4, 32)).astype(np.float32)
     bundle = {
         "online_params": FrozenDict(params=FrozenDict(Conv_0=FrozenDict(kernel=ArrayImpl(kernel)))),
-        "optimizer_state": (ScaleByAdamState(ArrayImpl(np.array(172, np.int32)), {"m": 1}, {"v": 2}),
-                            EmptyState(), InjectHyperparamsState(1, {"lr": 0.1}, EmptyState())),
+        "optimizer_state": (
+            ScaleByAdamState(ArrayImpl(np.array(172, np.int32)), {"m": 1}, {"v": 2}),
+            EmptyState(),
+            InjectHyperparamsState(1, {"lr": 0.1}, EmptyState()),
+        ),
     }
     loaded = safe_loads(pickle.dumps(bundle, protocol=4))
     params = loaded["online_params"]

@@ -21,7 +21,7 @@ from anew.reincarnation.teachers import (
     replay_like,
     to_dopamine_layout,
 )
-from anew.runners.reincarnate import load_teacher
+from anew.runners.teacher_setup import load_teacher
 
 torch.set_num_threads(1)
 BOX = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
@@ -169,21 +169,39 @@ def test_to_replay_keeps_every_transition_dopamine_samples(fixtures_dir):
     ours = buffer.transitions(np.zeros(len(rows), np.int64), rows)
     keys = {}
     for i in range(len(rows)):
-        key = (ours.obs[i].tobytes(), int(ours.action[i]), ours.next_obs[i].tobytes(), float(ours.discount[i]) == 0)
+        key = (
+            ours.obs[i].tobytes(),
+            int(ours.action[i]),
+            ours.next_obs[i].tobytes(),
+            float(ours.discount[i]) == 0,
+        )
         keys[key] = float(ours.reward[i])
     valid = dopamine.valid_indices()
     # Dopamine also samples the zero padding rows that open an episode after a timeout (its stacks then mix
     # two episodes); anew drops padding, so those are the only transitions it leaves out.
     store = dopamine.store
-    padding = np.array([not (store["observation"][i].any() or store["action"][i] or store["reward"][i]
-                             or store["terminal"][i]) for i in valid])
+    padding = np.array(
+        [
+            not (
+                store["observation"][i].any()
+                or store["action"][i]
+                or store["reward"][i]
+                or store["terminal"][i]
+            )
+            for i in valid
+        ]
+    )
     timeouts = [i for i in dopamine.episode_end_indices if not store["terminal"][i]]
     assert padding.sum() <= (dopamine.stack_size - 1) * len(timeouts)
     valid = valid[~padding]
     batch = dopamine.sample_transition_batch(indices=valid, channels_first=True)
     for i in range(len(valid)):
-        key = (batch["state"][i].tobytes(), int(batch["action"][i]), batch["next_state"][i].tobytes(),
-               bool(batch["terminal"][i]))
+        key = (
+            batch["state"][i].tobytes(),
+            int(batch["action"][i]),
+            batch["next_state"][i].tobytes(),
+            bool(batch["terminal"][i]),
+        )
         assert key in keys, f"Dopamine index {valid[i]} has no anew counterpart"
         assert abs(keys[key] - float(batch["reward"][i])) < 1e-6
     # anew only adds windows that end at a timeout (it bootstraps them) and the cut-off first stacks.

@@ -45,7 +45,7 @@ def find_checkpoint_dir(path: str | os.PathLike) -> Path:
 
 def complete_iterations(checkpoint_dir: str | os.PathLike) -> list[int]:
     """Iterations N that have a ``sentinel_checkpoint_complete.N`` file, ascending."""
-    names = (p.name[len(SENTINEL_PREFIX):] for p in Path(checkpoint_dir).glob(SENTINEL_PREFIX + "*"))
+    names = (p.name[len(SENTINEL_PREFIX) :] for p in Path(checkpoint_dir).glob(SENTINEL_PREFIX + "*"))
     return sorted(int(n) for n in names if n.isdigit())
 
 
@@ -55,18 +55,24 @@ def load_dopamine_bundle(checkpoint_dir: str | os.PathLike, iteration: int | Non
     complete = complete_iterations(folder)
     if iteration is None:
         if not complete:
-            raise AnewError(f"no complete Dopamine checkpoint in {folder}: expected ckpt.N files with "
-                            "sentinel_checkpoint_complete.N beside them")
+            raise AnewError(
+                f"no complete Dopamine checkpoint in {folder}: expected ckpt.N files with "
+                "sentinel_checkpoint_complete.N beside them"
+            )
         iteration = complete[-1]
     elif int(iteration) not in complete:
-        raise AnewError(f"Dopamine checkpoint {iteration} in {folder} is not complete (no "
-                        f"{SENTINEL_PREFIX}{iteration}); complete ones: {complete or 'none'}")
+        raise AnewError(
+            f"Dopamine checkpoint {iteration} in {folder} is not complete (no "
+            f"{SENTINEL_PREFIX}{iteration}); complete ones: {complete or 'none'}"
+        )
     path = folder / f"ckpt.{int(iteration)}"
     if not path.is_file():
         raise AnewError(f"{path} is missing although its sentinel exists; copy the whole checkpoints folder")
     bundle = safe_load(path)
     if not isinstance(bundle, dict):
-        raise AnewError(f"{path} does not hold a Dopamine agent bundle (a dict); it is not a Dopamine checkpoint")
+        raise AnewError(
+            f"{path} does not hold a Dopamine agent bundle (a dict); it is not a Dopamine checkpoint"
+        )
     return bundle, int(iteration)
 
 
@@ -76,19 +82,28 @@ def _renumber_layers(layers: dict[str, Any]) -> dict[str, Any]:
     for name in layers:
         match = _LAYER_RE.match(name)
         if match is None:
-            raise AnewError(f"unexpected parameter group {name!r}; anew converts NatureDQNNetwork and "
-                            "RainbowNetwork parameter trees (Conv_0..2, Dense_0..1)")
+            raise AnewError(
+                f"unexpected parameter group {name!r}; anew converts NatureDQNNetwork and "
+                "RainbowNetwork parameter trees (Conv_0..2, Dense_0..1)"
+            )
         by_kind.setdefault(match["kind"], []).append((int(match["number"]), name))
-    return {f"{kind}_{rank}": layers[name]
-            for kind, numbered in by_kind.items() for rank, (_, name) in enumerate(sorted(numbered))}
+    return {
+        f"{kind}_{rank}": layers[name]
+        for kind, numbered in by_kind.items()
+        for rank, (_, name) in enumerate(sorted(numbered))
+    }
 
 
-def dopamine_params(bundle: dict, which: Literal["online", "target"] = "online") -> dict[str, dict[str, np.ndarray]]:
+def dopamine_params(
+    bundle: dict, which: Literal["online", "target"] = "online"
+) -> dict[str, dict[str, np.ndarray]]:
     """``{'Conv_0': {'kernel', 'bias'}, ..., 'Dense_1': {...}}`` from a bundle (Linen or pre-Linen layout)."""
     key = f"{which}_params"
     if key not in bundle:
-        raise AnewError(f"the Dopamine bundle has no {key!r} (keys: {sorted(bundle)}); it is not a JAX DQN/Rainbow "
-                        "agent checkpoint")
+        raise AnewError(
+            f"the Dopamine bundle has no {key!r} (keys: {sorted(bundle)}); it is not a JAX DQN/Rainbow "
+            "agent checkpoint"
+        )
     tree = bundle[key]
     if isinstance(tree, dict) and set(tree) == {"params"}:
         tree = tree["params"]
@@ -101,8 +116,10 @@ def _array(layers: dict, layer: str, leaf: str, ndim: int) -> np.ndarray:
     try:
         value = np.asarray(layers[layer][leaf], dtype=np.float32)
     except (KeyError, TypeError):
-        raise AnewError(f"the parameter tree has no {layer}/{leaf} (layers: {sorted(layers)}); anew converts "
-                        "NatureDQNNetwork and RainbowNetwork (not FullRainbow's noisy/dueling heads)") from None
+        raise AnewError(
+            f"the parameter tree has no {layer}/{leaf} (layers: {sorted(layers)}); anew converts "
+            "NatureDQNNetwork and RainbowNetwork (not FullRainbow's noisy/dueling heads)"
+        ) from None
     if value.ndim != ndim:
         raise AnewError(f"{layer}/{leaf} has shape {value.shape}; a Nature CNN expects {ndim} dimensions")
     return value
@@ -112,12 +129,16 @@ def nature_state_dict(layers: dict[str, dict[str, np.ndarray]]) -> dict[str, tor
     """Flax Nature-CNN parameters as a ``QNetwork(NatureCNN(c), A, atoms)`` state_dict."""
     expected = {"Conv_0", "Conv_1", "Conv_2", "Dense_0", "Dense_1"}
     if set(layers) != expected:
-        raise AnewError(f"found layers {sorted(layers)}, a Nature CNN has {sorted(expected)}; anew converts "
-                        "NatureDQNNetwork and RainbowNetwork checkpoints")
+        raise AnewError(
+            f"found layers {sorted(layers)}, a Nature CNN has {sorted(expected)}; anew converts "
+            "NatureDQNNetwork and RainbowNetwork checkpoints"
+        )
     state: dict[str, torch.Tensor] = {}
     for index in range(3):
         kernel = _array(layers, f"Conv_{index}", "kernel", 4)  # HWIO
-        state[f"torso.conv{index}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+        state[f"torso.conv{index}.weight"] = torch.from_numpy(
+            np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+        )
         state[f"torso.conv{index}.bias"] = torch.from_numpy(_array(layers, f"Conv_{index}", "bias", 1).copy())
     dense0 = _array(layers, "Dense_0", "kernel", 2)
     channels = state["torso.conv2.weight"].shape[0]
@@ -155,8 +176,13 @@ class DopamineConversion:
     def metadata(self) -> dict[str, Any]:
         """JSON-ready description (for ``anew convert dopamine``)."""
         meta: dict[str, Any] = {
-            "source": "dopamine", "kind": self.kind, "num_actions": self.num_actions, "num_atoms": self.num_atoms,
-            "in_channels": self.in_channels, "iteration": self.iteration, "training_steps": self.training_steps,
+            "source": "dopamine",
+            "kind": self.kind,
+            "num_actions": self.num_actions,
+            "num_atoms": self.num_atoms,
+            "in_channels": self.in_channels,
+            "iteration": self.iteration,
+            "training_steps": self.training_steps,
             "network": f"QNetwork(NatureCNN({self.in_channels}), {self.num_actions}, {self.num_atoms})",
             "observation": "uint8 frame stack, channels first (B, 4, 84, 84); the network divides by 255",
         }
@@ -170,9 +196,16 @@ class DopamineConversion:
         return network
 
 
-def convert_dopamine_checkpoint(checkpoint_dir: str | os.PathLike, iteration: int | None = None, kind: Kind = "dqn",
-                                *, params: Literal["online", "target"] = "online", num_atoms: int = 51,
-                                v_max: float = 10.0, v_min: float | None = None) -> DopamineConversion:
+def convert_dopamine_checkpoint(
+    checkpoint_dir: str | os.PathLike,
+    iteration: int | None = None,
+    kind: Kind = "dqn",
+    *,
+    params: Literal["online", "target"] = "online",
+    num_atoms: int = 51,
+    v_max: float = 10.0,
+    v_min: float | None = None,
+) -> DopamineConversion:
     """Read ``ckpt.N`` and convert its ``online_params`` (JAX DQN or Rainbow/C51) to anew's layout.
 
     ``num_atoms``, ``v_max`` and ``v_min`` (default ``-v_max``) are Rainbow settings Dopamine does not store in
@@ -185,18 +218,31 @@ def convert_dopamine_checkpoint(checkpoint_dir: str | os.PathLike, iteration: in
     outputs, in_channels = state["head.bias"].shape[0], state["torso.conv0.weight"].shape[1]
     atoms = num_atoms if kind == "rainbow" else 1
     if kind == "dqn" and outputs > _MAX_ATARI_ACTIONS and outputs % num_atoms == 0:
-        raise AnewError(f"the network has {outputs} outputs, {outputs // num_atoms} actions x {num_atoms} atoms: "
-                        "this is a Rainbow/C51 checkpoint; pass kind='rainbow'")
+        raise AnewError(
+            f"the network has {outputs} outputs, {outputs // num_atoms} actions x {num_atoms} atoms: "
+            "this is a Rainbow/C51 checkpoint; pass kind='rainbow'"
+        )
     if outputs % atoms:
-        raise AnewError(f"the head has {outputs} outputs, not a multiple of num_atoms={atoms}; pass the num_atoms "
-                        "the agent was trained with (or kind='dqn')")
-    support = dopamine_support(-v_max if v_min is None else v_min, v_max, atoms) if kind == "rainbow" else None
+        raise AnewError(
+            f"the head has {outputs} outputs, not a multiple of num_atoms={atoms}; pass the num_atoms "
+            "the agent was trained with (or kind='dqn')"
+        )
+    support = (
+        dopamine_support(-v_max if v_min is None else v_min, v_max, atoms) if kind == "rainbow" else None
+    )
     steps = bundle.get("training_steps")
     logs = bundle.get("logs")
-    return DopamineConversion(state_dict=state, kind=kind, num_actions=outputs // atoms, num_atoms=atoms,
-                              in_channels=int(in_channels), iteration=iteration,
-                              training_steps=None if steps is None else int(steps), support=support,
-                              logs=logs if isinstance(logs, dict) else {})
+    return DopamineConversion(
+        state_dict=state,
+        kind=kind,
+        num_actions=outputs // atoms,
+        num_atoms=atoms,
+        in_channels=int(in_channels),
+        iteration=iteration,
+        training_steps=None if steps is None else int(steps),
+        support=support,
+        logs=logs if isinstance(logs, dict) else {},
+    )
 
 
 @dataclass
@@ -214,23 +260,29 @@ class DopamineNetwork(nn.Module):
     def __init__(self, network: QNetwork, support: torch.Tensor | np.ndarray | None = None):
         super().__init__()
         self.network = network
-        self.register_buffer("support", None if support is None else torch.as_tensor(support, dtype=torch.float32))
+        self.register_buffer(
+            "support", None if support is None else torch.as_tensor(support, dtype=torch.float32)
+        )
 
     def forward(self, states: torch.Tensor | np.ndarray) -> DopamineNetworkOutput:
         states = torch.as_tensor(states)
         if states.ndim != 4:
-            raise AnewError(f"expected a batch of Dopamine states (B, 84, 84, 4), got shape {tuple(states.shape)}")
+            raise AnewError(
+                f"expected a batch of Dopamine states (B, 84, 84, 4), got shape {tuple(states.shape)}"
+            )
         channels_first = states.permute(0, 3, 1, 2)  # Dopamine stacks frames on the last axis
         if self.support is None:
             return DopamineNetworkOutput(q_values=self.network(channels_first))
         logits = self.network.logits(channels_first)
         probabilities = torch.softmax(logits, dim=-1)
-        return DopamineNetworkOutput(q_values=(probabilities * self.support).sum(-1), logits=logits,
-                                     probabilities=probabilities)
+        return DopamineNetworkOutput(
+            q_values=(probabilities * self.support).sum(-1), logits=logits, probabilities=probabilities
+        )
 
 
-def load_dopamine_network(checkpoint_dir: str | os.PathLike, iteration: int | None = None, kind: Kind = "dqn",
-                          **options: Any) -> DopamineNetwork:
+def load_dopamine_network(
+    checkpoint_dir: str | os.PathLike, iteration: int | None = None, kind: Kind = "dqn", **options: Any
+) -> DopamineNetwork:
     """A Dopamine JAX DQN or Rainbow checkpoint as a torch module (eval mode) on Dopamine-layout uint8 states.
 
     ``output = net(states)`` has ``q_values`` (B, A) and, for Rainbow, ``logits`` and ``probabilities``

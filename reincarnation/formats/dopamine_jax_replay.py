@@ -39,13 +39,16 @@ def _snappy_decompress(data: bytes) -> bytes:
 
             decompress, errors = snappy.uncompress, (snappy.UncompressError,)
         except ImportError:
-            raise AnewError("reading Dopamine 4.x replay needs snappy: `pip install cramjam` "
-                            "(or python-snappy)") from None
+            raise AnewError(
+                "reading Dopamine 4.x replay needs snappy: `pip install cramjam` (or python-snappy)"
+            ) from None
     try:
         return bytes(decompress(data))
     except (*errors, ValueError) as error:
-        raise AnewError(f"a compressed replay state is not valid snappy data ({error}); the file is corrupt; "
-                        "copy it again from where Dopamine wrote it") from None
+        raise AnewError(
+            f"a compressed replay state is not valid snappy data ({error}); the file is corrupt; "
+            "copy it again from where Dopamine wrote it"
+        ) from None
 
 
 def _decode_hook(obj: dict) -> Any:
@@ -88,8 +91,10 @@ def uncompress_state(element: np.ndarray) -> np.ndarray:
         raise AnewError("a compressed replay state declares an object dtype; the file is not from Dopamine")
     raw = _snappy_decompress(element["data"].tobytes())
     if len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
-        raise AnewError(f"a compressed replay state decompresses to {len(raw)} bytes, not shape {shape} {dtype}; "
-                        "the file is corrupt")
+        raise AnewError(
+            f"a compressed replay state decompresses to {len(raw)} bytes, not shape {shape} {dtype}; "
+            "the file is corrupt"
+        )
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
@@ -116,17 +121,24 @@ def find_replay_msgpack(path: str | os.PathLike, iteration: int | None = None) -
         if candidate.is_file() and iteration is None:
             return candidate
     if path.is_dir():
-        found = {int(p.name): p / "replay" / "checkpoint.msgpack" for p in path.iterdir()
-                 if p.name.isdigit() and (p / "replay" / "checkpoint.msgpack").is_file()}
+        found = {
+            int(p.name): p / "replay" / "checkpoint.msgpack"
+            for p in path.iterdir()
+            if p.name.isdigit() and (p / "replay" / "checkpoint.msgpack").is_file()
+        }
         if iteration is not None:
             if int(iteration) in found:
                 return found[int(iteration)]
-            raise AnewError(f"no {iteration}/replay/checkpoint.msgpack in {path}; found iterations {sorted(found)}")
+            raise AnewError(
+                f"no {iteration}/replay/checkpoint.msgpack in {path}; found iterations {sorted(found)}"
+            )
         complete = [n for n in found if (path / f"sentinel_checkpoint_complete.{n}").exists()]
         if complete or found:
             return found[max(complete or found)]
-    raise AnewError(f"no Dopamine 4.x replay under {path}: expected <N>/replay/checkpoint.msgpack "
-                    "(a Dopamine checkpoints folder) or the checkpoint.msgpack file itself")
+    raise AnewError(
+        f"no Dopamine 4.x replay under {path}: expected <N>/replay/checkpoint.msgpack "
+        "(a Dopamine checkpoints folder) or the checkpoint.msgpack file itself"
+    )
 
 
 def _restore_rng(state: Any, source: str) -> np.random.Generator:
@@ -138,8 +150,9 @@ def _restore_rng(state: Any, source: str) -> np.random.Generator:
         generator.state = state
         return np.random.Generator(generator)
     except (KeyError, TypeError, ValueError) as error:
-        raise AnewError(f"{source} has an unreadable sampler RNG state ({error}); the file is not from Dopamine "
-                        "4.x") from None
+        raise AnewError(
+            f"{source} has an unreadable sampler RNG state ({error}); the file is not from Dopamine 4.x"
+        ) from None
 
 
 class DopamineJaxReplay:
@@ -176,8 +189,10 @@ class DopamineJaxReplay:
             rng_state = distribution["rng_state"]
             self.accumulator_state = state.get("transition_accumulator")
         except (KeyError, TypeError, ValueError, IndexError) as error:
-            raise AnewError(f"{source} is msgpack but not a Dopamine 4.x replay buffer ({type(error).__name__}: "
-                            f"{error}); point at <N>/replay/checkpoint.msgpack of a JAX agent") from None
+            raise AnewError(
+                f"{source} is msgpack but not a Dopamine 4.x replay buffer ({type(error).__name__}: "
+                f"{error}); point at <N>/replay/checkpoint.msgpack of a JAX agent"
+            ) from None
         self.rng = _restore_rng(rng_state, source)
 
     def __len__(self) -> int:
@@ -202,7 +217,9 @@ class DopamineJaxReplay:
             targets = self.rng.uniform(0.0, self.sum_tree[0], size=batch_size)
             indices = sum_tree_query(self.sum_tree, targets)
             first_leaf = (len(self.sum_tree) + 1) // 2 - 1
-            return self.key_by_index[indices].astype(np.int32), self.sum_tree[first_leaf + indices] / self.sum_tree[0]
+            return self.key_by_index[indices].astype(np.int32), self.sum_tree[
+                first_leaf + indices
+            ] / self.sum_tree[0]
         indices = self.rng.integers(len(self.key_by_index), size=batch_size)
         keys = self.key_by_index[indices].astype(np.int32)
         if self.sum_tree is not None:  # an all-zero tree samples uniformly
@@ -220,8 +237,10 @@ class DopamineJaxReplay:
         try:
             rows = np.array([self._position[int(k)] for k in keys], dtype=np.int64)
         except KeyError as error:
-            raise AnewError(f"key {error.args[0]} is not in this replay; valid keys are {self.keys[0]}.."
-                            f"{self.keys[-1]} (see .keys)") from None
+            raise AnewError(
+                f"key {error.args[0]} is not in this replay; valid keys are {self.keys[0]}.."
+                f"{self.keys[-1]} (see .keys)"
+            ) from None
         batch = {
             "state": np.stack([uncompress_state(self._states[r]) for r in rows]),
             "action": self.action[rows],

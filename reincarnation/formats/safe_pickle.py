@@ -59,7 +59,9 @@ def _safe_dtype(*args: Any) -> np.dtype:
 
 def _safe_scalar(dtype: Any, data: Any = None) -> Any:
     if not isinstance(dtype, np.dtype) or not isinstance(data, bytes):
-        raise UnsafePickleError("numpy scalar in the pickle is not (dtype, bytes); the file is not a numpy pickle")
+        raise UnsafePickleError(
+            "numpy scalar in the pickle is not (dtype, bytes); the file is not a numpy pickle"
+        )
     _refuse_object_dtype(dtype, "a numpy scalar")
     return _np_scalar(dtype, data)
 
@@ -209,14 +211,26 @@ def safe_load(file: str | os.PathLike | BinaryIO, source: str | None = None) -> 
             with open(path, "rb") as handle:
                 return safe_load(handle, source or str(path))
         except FileNotFoundError:
-            raise AnewError(f"{path} does not exist: point anew at a Dopamine checkpoint or replay file") from None
+            raise AnewError(
+                f"{path} does not exist: point anew at a Dopamine checkpoint or replay file"
+            ) from None
     source = source or getattr(file, "name", "<pickle>")
     try:
         return _plain(RestrictedUnpickler(file, str(source)).load())
     except AnewError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            struct.error, OverflowError, UnicodeDecodeError) as error:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        struct.error,
+        OverflowError,
+        UnicodeDecodeError,
+    ) as error:
         raise AnewError(
             f"{source} is not a readable pickle (truncated or corrupt: {type(error).__name__}: {error}); "
             "copy the file again from where Dopamine wrote it"
