@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,12 @@ def test_no_import_circles() -> None:
         if name not in state:
             visit(name, [name])
     assert not cycles, f"import circles: {cycles}"
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["ruff-check", "ruff-format"])
+def test_ruff_is_clean(command: list[str]) -> None:
+    """CI's lint: `ruff check` and `ruff format --check` over the whole tree (settings in pyproject.toml)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", *command, str(ROOT)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-1000:]
