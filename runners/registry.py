@@ -35,8 +35,13 @@ class AgentEntry:
     """Run flags whose default differs for this agent (DirectBackprop counts --total-steps in gradient updates)."""
 
 
-INVENTORY_ENVS = ("anew/LostSales-v0", "anew/Backlog-v0", "anew/HistoryReplay-v0", "anew/VendorConstraints-v0",
-                  "anew/CapacitatedMultiProduct-v0")
+INVENTORY_ENVS = (
+    "anew/LostSales-v0",
+    "anew/Backlog-v0",
+    "anew/HistoryReplay-v0",
+    "anew/VendorConstraints-v0",
+    "anew/CapacitatedMultiProduct-v0",
+)
 
 
 AGENTS: dict[str, AgentEntry] = {
@@ -45,11 +50,20 @@ AGENTS: dict[str, AgentEntry] = {
     "ppo": AgentEntry("anew.agents.ppo", "PPOConfig", "PPOAgent"),
     "pdvf": AgentEntry("anew.agents.pdvf.agent", "PDVFConfig", "PDVFAgent", env_loop=False),
     "commnet": AgentEntry("anew.agents.commnet", "CommNetConfig", "CommNetAgent", team=True),
-    "directbackprop": AgentEntry("anew.agents.directbackprop", "DirectBackpropConfig", "DirectBackpropAgent",
-                                 env_loop=False, envs=INVENTORY_ENVS,
-                                 runner_phases="anew.runners.inventory_train:directbackprop_phases",
-                                 run_defaults=(("env_id", "anew/LostSales-v0"), ("total_steps", 500),
-                                               ("checkpoint_every", 100), ("log_every", 50))),
+    "directbackprop": AgentEntry(
+        "anew.agents.directbackprop",
+        "DirectBackpropConfig",
+        "DirectBackpropAgent",
+        env_loop=False,
+        envs=INVENTORY_ENVS,
+        runner_phases="anew.runners.inventory_train:directbackprop_phases",
+        run_defaults=(
+            ("env_id", "anew/LostSales-v0"),
+            ("total_steps", 500),
+            ("checkpoint_every", 100),
+            ("log_every", 50),
+        ),
+    ),
 }
 
 
@@ -110,11 +124,15 @@ def check_env_fits(name: str, env_id: str, multiagent: bool) -> None:
         raise AnewError(f"{name} trains on {', '.join(AGENTS[name].envs)} only, not {env_id!r}")
     team = AGENTS[name].team
     if team and not multiagent:
-        raise AnewError(f"{name} controls a team: give it a multi-agent env (`anew envs --filter pettingzoo`), "
-                        f"not {env_id!r}")
+        raise AnewError(
+            f"{name} controls a team: give it a multi-agent env (`anew envs --filter pettingzoo`), "
+            f"not {env_id!r}"
+        )
     if multiagent and not team:
         teams = ", ".join(n for n, e in AGENTS.items() if e.team) or "none in this build"
-        raise AnewError(f"{env_id} is a multi-agent env; {name} controls one agent. Use a team agent ({teams})")
+        raise AnewError(
+            f"{env_id} is a multi-agent env; {name} controls one agent. Use a team agent ({teams})"
+        )
 
 
 def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
@@ -123,7 +141,9 @@ def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
     known = {field.name for field in dataclasses.fields(cls)}
     unknown = set(values) - known
     if unknown:
-        raise AnewError(f"config has fields {sorted(unknown)} that {cls.__name__} does not know; was it written by another agent?")
+        raise AnewError(
+            f"config has fields {sorted(unknown)} that {cls.__name__} does not know; was it written by another agent?"
+        )
     converted = {}
     for key, value in values.items():
         origin = typing.get_origin(hints[key])
@@ -144,7 +164,10 @@ def check_config(config: Any) -> None:
             continue
         if value < 0 and field.name not in signed:
             raise AnewError(f"{flag} must not be negative (got {value})")
-        if field.name in ("lr", "batch_size", "buffer_size", "train_every", "target_update_every", "n_step") and value == 0:
+        if (
+            field.name in ("lr", "batch_size", "buffer_size", "train_every", "target_update_every", "n_step")
+            and value == 0
+        ):
             raise AnewError(f"{flag} must be positive (got {value})")
         if field.name in ("epsilon_start", "epsilon_end", "eval_epsilon", "gamma") and value > 1:
             raise AnewError(f"{flag} must lie in [0, 1] (got {value})")

@@ -19,9 +19,25 @@ def eval_curve(agent: str, run_dir: Path, seed: int, steps: int, eval_every: int
     from anew.runners.cli import main
 
     torch.set_num_threads(1)
-    argv = ["train", agent, "--env-id", "CartPole-v1", "--seed", str(seed), "--total-steps", str(steps),
-            "--eval-every", str(eval_every), "--eval-episodes", "20", "--checkpoint-every", str(steps),
-            "--run-dir", str(run_dir / f"{agent}-{seed}"), *extra]
+    argv = [
+        "train",
+        agent,
+        "--env-id",
+        "CartPole-v1",
+        "--seed",
+        str(seed),
+        "--total-steps",
+        str(steps),
+        "--eval-every",
+        str(eval_every),
+        "--eval-episodes",
+        "20",
+        "--checkpoint-every",
+        str(steps),
+        "--run-dir",
+        str(run_dir / f"{agent}-{seed}"),
+        *extra,
+    ]
     assert main(argv) == 0
     document = json.loads((run_dir / f"{agent}-{seed}" / "eval.json").read_text())
     return [float(np.mean(e["returns"])) for e in document["evaluations"]]
