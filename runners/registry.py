@@ -48,7 +48,6 @@ AGENTS: dict[str, AgentEntry] = {
     "dqn": AgentEntry("anew.agents.dqn", "DQNConfig", "DQNAgent"),
     "rainbow": AgentEntry("anew.agents.rainbow", "RainbowConfig", "RainbowAgent"),
     "ppo": AgentEntry("anew.agents.ppo", "PPOConfig", "PPOAgent"),
-    "pdvf": AgentEntry("anew.agents.pdvf.agent", "PDVFConfig", "PDVFAgent", env_loop=False),
     "commnet": AgentEntry("anew.agents.commnet", "CommNetConfig", "CommNetAgent", team=True),
     "directbackprop": AgentEntry(
         "anew.agents.directbackprop",
