@@ -1,0 +1,193 @@
+"""SOM against its baselines on the SOM games: train, evaluate, compare (issue 14's bars).
+
+    # one run per (model, seed); runs append to --out (JSON lines) and save their weights beside it
+    python benchmarks/bench_som.py train --env anew/CoinGame-SOM-v0 --model som --seed 1 --steps 400000
+    python benchmarks/bench_som.py summary --out /tmp/som_bench/coin.jsonl      # the table and the bars
+    python benchmarks/bench_som.py match --env anew/RecipeGame-SOM-v0 --out /tmp/som_bench/recipe.jsonl
+
+``train`` drives the agent exactly as ``anew train`` does (episode_start -> act -> step -> observe -> update
+over a ``TeamVectorEnv`` of ``--envs`` games), then evaluates the final policy on ``--eval-games`` fresh games
+(``explore=False``, its own generator): mean team return, the game's measures and, for SOM, the argmax
+estimate's accuracy per quarter of the episode. ``summary`` reports, per model, the mean over seeds of the
+final training reward (mean team return of the last 10% of training episodes) and of the evaluation return,
+with standard errors over seeds, and checks TOG >= SOM > NOM (gap > 2 s.e.) and SOM's last-quarter accuracy
+>= 75%. ``match`` plays each seed's SOM against the same seed's NOM head to head, both seats, and reports
+SOM's win rate. Single thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anew.agents.core import AgentSpec, TransitionBatch
+from anew.agents.som import PRESETS, SOMAgent, default_preset
+from anew.envs.multiagent import make_team_env
+
+
+def build(env_id: str, games: int, seed: int, **changes) -> tuple[SOMAgent, object]:
+    envs = make_team_env(env_id, games, seed=seed)
+    spec = AgentSpec(envs.single_observation_space, envs.single_action_space, games, seed, "cpu", envs.agents,
+                     envs.agent_facts)  # fmt: skip
+    config = dataclasses.replace(PRESETS[default_preset(env_id)], **changes)
+    return SOMAgent(config, spec), envs
+
+
+def train(agent: SOMAgent, envs, steps: int, seed: int) -> dict[str, float]:
+    """The runner's loop; returns the training curve's end and the wall time."""
+    obs, info = envs.reset(seed=seed)
+    starting = np.ones(envs.num_envs, dtype=bool)
+    running, finished = np.zeros(envs.num_envs), []
+    start, done_steps = time.perf_counter(), 0
+    while done_steps < steps:
+        agent.episode_start(starting, explore=True)
+        actions = agent.act(obs, explore=True, info=info)
+        next_obs, reward, terminated, truncated, next_info = envs.step(actions)
+        extras = {k: v for k, v in info.items() if k != "active"} | {"team_reward": next_info["team_reward"]}
+        agent.observe(
+            TransitionBatch(obs, actions, reward, terminated, truncated, next_obs, info["active"], extras)
+        )
+        agent.update()
+        starting = terminated | truncated
+        running += next_info["team_reward"]
+        finished += running[starting].tolist()
+        running[starting] = 0.0
+        obs, info, done_steps = next_obs, next_info, done_steps + envs.num_envs
+    tail = finished[-max(len(finished) // 10, 1) :]
+    return {"final_train_reward": float(np.mean(tail)), "train_episodes": len(finished),
+            "train_seconds": time.perf_counter() - start, "diagnostics": agent.diagnostics()}  # fmt: skip
+
+
+def evaluate(agent: SOMAgent, env_id: str, games: int, seed: int) -> dict[str, float]:
+    """One episode in each of ``games`` fresh games with the evaluation policy and episode state."""
+    envs = make_team_env(env_id, games, seed=seed)
+    obs, info = envs.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    returns, over = np.zeros(games), np.zeros(games, dtype=bool)
+    measures: dict[str, np.ndarray] = {}
+    agent.episode_start(np.ones(games, dtype=bool), explore=False)
+    while not over.all():
+        obs, _, terminated, truncated, info = envs.step(agent.act(obs, explore=False, rng=rng, info=info))
+        returns += np.where(over, 0.0, info["team_reward"])
+        ends = (terminated | truncated) & ~over
+        for name, values in info.get("final_metrics", {}).items():
+            measures.setdefault(name, np.zeros(games))[ends] = np.asarray(values, dtype=float)[ends]
+        over |= terminated | truncated
+        agent.episode_start(terminated | truncated, explore=False)
+    result = {"eval_return": float(returns.mean()), "eval_return_se": float(returns.std() / np.sqrt(games))}
+    result |= {f"eval_{name}": float(values.mean()) for name, values in measures.items()}
+    return result | agent.evaluation_measures()
+
+
+def match(first: SOMAgent, second: SOMAgent, env_id: str, games: int, seed: int) -> np.ndarray:
+    """Rewards of ``first`` (seat 0) and ``second`` (seat 1) over one episode of ``games`` games: each chooses
+    for its seat, both witness the moves played."""
+    envs = make_team_env(env_id, games, seed=seed)
+    obs, info = envs.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    totals, over = np.zeros((games, 2)), np.zeros(games, dtype=bool)
+    for agent in (first, second):
+        agent.episode_start(np.ones(games, dtype=bool), explore=False)
+    while not over.all():
+        actions = first.choose(obs, False, rng, info)
+        actions[:, 1] = second.choose(obs, False, rng, info)[:, 1]
+        for agent in (first, second):
+            agent.witness(obs, actions, False, info)
+        obs, reward, terminated, truncated, info = envs.step(actions)
+        totals += np.where(over[:, None], 0.0, reward)
+        over |= terminated | truncated
+    return totals
+
+
+def command_train(args: argparse.Namespace) -> None:
+    torch.set_num_threads(1)
+    agent, envs = build(args.env, args.envs, args.seed, other_model=args.model, **json.loads(args.config))
+    row = {"env": args.env, "model": args.model, "seed": args.seed, "steps": args.steps, "envs": args.envs,
+           "config": json.loads(args.config)}  # fmt: skip
+    row |= train(agent, envs, args.steps, args.seed)
+    row |= evaluate(agent, args.env, args.eval_games, 10_000 + args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(agent.network.state_dict(), out.with_name(f"{out.stem}_{args.model}_{args.seed}.pt"))
+    with out.open("a") as file:
+        file.write(json.dumps(row) + "\n")
+    print(json.dumps(row))
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    array = np.asarray(values, dtype=float)
+    return float(array.mean()), float(array.std(ddof=1) / np.sqrt(len(array))) if len(array) > 1 else 0.0
+
+
+def command_summary(args: argparse.Namespace) -> None:
+    rows = [json.loads(line) for line in Path(args.out).read_text().splitlines() if line.strip()]
+    table: dict[str, dict[str, tuple[float, float]]] = {}
+    for model in sorted({row["model"] for row in rows}):
+        mine = [row for row in rows if row["model"] == model]
+        keys = [k for k in mine[0] if k.startswith(("final_train_reward", "eval_", "inference_accuracy"))]
+        table[model] = {k: mean_se([row[k] for row in mine if k in row]) for k in keys}
+        minutes = np.mean([row["train_seconds"] for row in mine]) / 60
+        cells = ", ".join(
+            f"{k} {m:.3f} ± {s:.3f}" for k, (m, s) in table[model].items() if not k.endswith("_se")
+        )
+        print(f"{model}: {len(mine)} seeds, {mine[0]['steps']} steps, {minutes:.1f} min/run: {cells}")
+    if {"som", "nom", "tog"} <= set(table):
+        som, nom, tog = (table[m]["final_train_reward"] for m in ("som", "nom", "tog"))
+        gap_se = float(np.hypot(som[1], nom[1]))
+        print(f"TOG >= SOM: {tog[0] >= som[0]}; SOM > NOM by {som[0] - nom[0]:.3f} (2 s.e. = {2 * gap_se:.3f}): "
+              f"{som[0] - nom[0] > 2 * gap_se}")  # fmt: skip
+    if "som" in table and "inference_accuracy_q4" in table["som"]:
+        q4 = table["som"]["inference_accuracy_q4"][0]
+        print(f"SOM last-quarter accuracy {q4:.3f} >= 0.75: {q4 >= 0.75}")
+
+
+def command_match(args: argparse.Namespace) -> None:
+    torch.set_num_threads(1)
+    out, wins = Path(args.out), []
+    seeds = sorted({json.loads(line)["seed"] for line in out.read_text().splitlines() if line.strip()})
+    for seed in seeds:
+        players = {}
+        for model, seat in (("som", 0), ("nom", 1)):
+            for where in (0, 1):
+                agent, _ = build(
+                    args.env, 1, seed, other_model=model, opponent="random", seat=(seat + where) % 2
+                )
+                agent.network.load_state_dict(torch.load(out.with_name(f"{out.stem}_{model}_{seed}.pt")))
+                players[model, where] = agent
+        for where in (0, 1):  # where = 0: SOM in seat 0; 1: SOM in seat 1
+            seated = [players["som", where], players["nom", where]][:: 1 if where == 0 else -1]
+            totals = match(seated[0], seated[1], args.env, args.games, 20_000 + seed)
+            som_seat = where
+            wins.append(float((totals[:, som_seat] > totals[:, 1 - som_seat]).mean()))
+            draws = float((totals[:, 0] == totals[:, 1]).mean())
+            print(f"seed {seed}: SOM in seat {som_seat}: win rate {wins[-1]:.3f}, draws {draws:.3f}")
+    mean, se = mean_se(wins)
+    print(f"SOM vs NOM head to head: win rate {mean:.3f} ± {se:.3f} over {len(wins)} (seed, seat) matches")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=("train", "summary", "match"))
+    parser.add_argument("--env", default="anew/CoinGame-SOM-v0")
+    parser.add_argument("--model", default="som", choices=("som", "nom", "tog", "ipp", "spp"))
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=400_000, help="env steps of all games together")
+    parser.add_argument("--envs", type=int, default=32, help="games per batch")
+    parser.add_argument("--eval-games", type=int, default=1024)
+    parser.add_argument("--games", type=int, default=1024, help="games per match and seat")
+    parser.add_argument("--config", default="{}", help="SOMConfig changes as JSON")
+    parser.add_argument("--out", default="/tmp/som_bench/coin.jsonl")
+    args = parser.parse_args()
+    {"train": command_train, "summary": command_summary, "match": command_match}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
