@@ -49,6 +49,7 @@ AGENTS: dict[str, AgentEntry] = {
     "rainbow": AgentEntry("anew.agents.rainbow", "RainbowConfig", "RainbowAgent"),
     "ppo": AgentEntry("anew.agents.ppo", "PPOConfig", "PPOAgent"),
     "commnet": AgentEntry("anew.agents.commnet", "CommNetConfig", "CommNetAgent", team=True),
+    "som": AgentEntry("anew.agents.som", "SOMConfig", "SOMAgent", team=True),
     "directbackprop": AgentEntry(
         "anew.agents.directbackprop",
         "DirectBackpropConfig",
