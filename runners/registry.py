@@ -48,6 +48,7 @@ AGENTS: dict[str, AgentEntry] = {
     "dqn": AgentEntry("anew.agents.dqn", "DQNConfig", "DQNAgent"),
     "rainbow": AgentEntry("anew.agents.rainbow", "RainbowConfig", "RainbowAgent"),
     "ppo": AgentEntry("anew.agents.ppo", "PPOConfig", "PPOAgent"),
+    "pdvf": AgentEntry("anew.agents.pdvf.agent", "PDVFConfig", "PDVFAgent", env_loop=False),
     "commnet": AgentEntry("anew.agents.commnet", "CommNetConfig", "CommNetAgent", team=True),
     "som": AgentEntry("anew.agents.som", "SOMConfig", "SOMAgent", team=True),
     "directbackprop": AgentEntry(
