@@ -21,7 +21,9 @@ import torch
 from anew.agents.core import AgentSpec
 from anew.agents.pdvf.adapt import Adapter, PDVFModels, SignTable
 from anew.agents.pdvf.agent import PRESETS, PDVFAgent
-from anew.agents.pdvf.rollouts import PolicyLibrary
+from anew.agents.pdvf.policies import LearningSignal
+from anew.agents.pdvf.rollouts import PolicyLibrary, play_in
+from anew.agents.pdvf.training import mixed_rows
 from anew.envs import make_vector_env
 from anew.errors import AnewError
 from anew.runners.cli import main as anew_main
@@ -61,6 +63,50 @@ class _Scripted:
 
     def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
         return np.tile(self.action, (len(obs), 1))
+
+
+def test_learning_signal_maps_the_terminal_reward_to_a_linear_distance_and_ends_at_the_time_limit():
+    distance = np.array([0.0, 1.0, 4.0])
+    reward = np.concatenate(
+        [np.exp(-3.0 * distance), [0.0]]
+    )  # three final steps and a step inside an episode
+    assert np.allclose(LearningSignal(15.0).reward(reward), [1.0, 0.8, 0.2, 0.0])
+    assert np.array_equal(LearningSignal().reward(reward), reward)  # off: the env's reward
+    terminated, truncated = np.array([True, False, False]), np.array([False, True, False])
+    ends = LearningSignal(timeout_terminal=True).ends(terminated, truncated)
+    assert ends[0].tolist() == [True, True, False] and not ends[1].any()
+    assert LearningSignal().ends(terminated, truncated) == (terminated, truncated)
+
+
+def test_play_episodes_records_exactly_one_episode_per_slot():
+    up = _Scripted((0.0, 3.0))
+    batch = play_in(make_envs, 3, 5, PolicyLibrary([up]).fixed(0), 50, env_index=7)
+    assert np.allclose(batch.obs[:, 0], [2.5, 0.2])
+    for i, length in enumerate(batch.lengths):
+        assert 0 < length < 50 and batch.obs[i, length, 1] > 5.0  # out through the door
+        assert np.all(batch.rewards[i, : length - 1] == 0.0) and batch.rewards[i, length - 1] > 0
+        assert np.all(batch.actions[i, length:] == 0.0) and np.all(batch.actions[i, :length, 1] == 3.0)
+        assert np.all(np.diff(batch.obs[i, : length + 1, 1]) > 0) and np.all(
+            batch.obs[i, length + 1 :] == 0.0
+        )
+    returns = batch.returns(0.99)
+    assert np.allclose(returns, batch.rewards.sum(1))  # one reward per episode: undiscounted
+    assert np.allclose(
+        returns, np.exp(-3 * np.linalg.norm(batch.obs[np.arange(3), batch.lengths] - [2.5, 5.0], axis=1))
+    )
+
+
+def test_mixed_rows_take_a_quarter_old_and_three_quarters_new():
+    old = {
+        "initial": torch.zeros(50, 2),
+        "dynamics": torch.zeros(50, 3),
+        "policy": torch.zeros(50, 4),
+        "returns": torch.zeros(50),
+    }
+    new = {k: v[:20] + 1 for k, v in old.items()}
+    batch = mixed_rows(old, new, 128, np.random.default_rng(0))
+    assert len(batch["returns"]) == 128 and int(batch["returns"].sum()) == 96
+    assert batch["returns"][:32].sum() not in (0, 32)  # shuffled together
 
 
 def test_adapter_probes_then_decodes_with_the_forced_sign():
