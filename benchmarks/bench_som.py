@@ -12,7 +12,7 @@ estimate's accuracy per quarter of the episode. ``summary`` reports, per model, 
 final training reward (mean team return of the last 10% of training episodes) and of the evaluation return,
 with standard errors over seeds, and checks TOG >= SOM > NOM (gap > 2 s.e.) and SOM's last-quarter accuracy
 >= 75%. ``match`` plays each seed's SOM against the same seed's NOM head to head, both seats, and reports
-SOM's win rate. Single thread.
+SOM's win rate. ``speed`` times acting with and without the inference (its extra cost per step). Single thread.
 """
 
 from __future__ import annotations
@@ -171,11 +171,31 @@ def command_match(args: argparse.Namespace) -> None:
     print(f"SOM vs NOM head to head: win rate {mean:.3f} ± {se:.3f} over {len(wins)} (seed, seat) matches")
 
 
+def command_speed(args: argparse.Namespace) -> None:
+    """Acting cost per vector step of SOM (choose + inference) against NOM (choose only), same network size."""
+    torch.set_num_threads(1)
+    for games in (32, 256):
+        seconds = {}
+        for model in ("nom", "som"):
+            agent, envs = build(args.env, games, 0, other_model=model)
+            obs, info = envs.reset(seed=0)
+            agent.episode_start(np.ones(games, dtype=bool), explore=True)
+            steps, start = 200, time.perf_counter()
+            for _ in range(steps):
+                obs, _, terminated, truncated, info = envs.step(agent.act(obs, explore=True, info=info))
+                agent.pending = None  # acting only: nothing to learn from
+                agent.episode_start(terminated | truncated, explore=True)
+            seconds[model] = (time.perf_counter() - start) / steps
+        extra = seconds["som"] - seconds["nom"]
+        print(f"{games} games: NOM {seconds['nom'] * 1e3:.2f} ms/step, SOM {seconds['som'] * 1e3:.2f} ms/step; "
+              f"inference {extra * 1e3:.2f} ms per vector step = {extra / games * 1e6:.1f} us per game step")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=("train", "summary", "match"))
+    parser.add_argument("command", choices=("train", "summary", "match", "speed"))
     parser.add_argument("--env", default="anew/CoinGame-SOM-v0")
     parser.add_argument("--model", default="som", choices=("som", "nom", "tog", "ipp", "spp"))
     parser.add_argument("--seed", type=int, default=1)
@@ -186,7 +206,13 @@ def main() -> None:
     parser.add_argument("--config", default="{}", help="SOMConfig changes as JSON")
     parser.add_argument("--out", default="/tmp/som_bench/coin.jsonl")
     args = parser.parse_args()
-    {"train": command_train, "summary": command_summary, "match": command_match}[args.command](args)
+    commands = {
+        "train": command_train,
+        "summary": command_summary,
+        "match": command_match,
+        "speed": command_speed,
+    }
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

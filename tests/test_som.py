@@ -17,7 +17,7 @@ from anew.agents.som import SOMAgent, SOMConfig
 from anew.agents.som_episodes import QuarterAccuracy
 from anew.agents.som_inference import other_board, som_update, split_goal
 from anew.agents.som_losses import actor_critic_losses, turn_based_advantages
-from anew.agents.som_net import SOMNetwork, centred_shape
+from anew.agents.som_net import SOMNetwork, centred_shape, egocentric
 from anew.envs.coin_game import CoinGameSim
 from anew.envs.multiagent import TeamVectorEnv, make_team_env, make_team_sim
 from anew.envs.som_grid import OFFSETS
@@ -136,6 +136,19 @@ def test_quarter_accuracy_splits_each_episode_by_its_own_length() -> None:
     assert tracker.take() == {"inference_accuracy_q1": 2 / 4, "inference_accuracy_q2": 0.0,
                               "inference_accuracy_q3": 2 / 4, "inference_accuracy_q4": 4 / 4}  # fmt: skip
     assert tracker.take() == {}
+
+
+def test_egocentric_view_centres_the_viewer_and_marks_the_grid() -> None:
+    board = torch.zeros(1, 3, 4, 5)
+    board[0, 0, 1, 3] = 1.0  # the viewer
+    board[0, 1, 0, 0] = 1.0  # something one row up and three columns left of it
+    view = egocentric(board, radius=2)
+    assert view.shape == (1, 4, 5, 5)
+    assert view[0, 0, 2, 2] == 1 and view[0, 0].sum() == 1
+    assert view[0, 1].sum() == 0  # three columns away: outside a radius-2 window
+    wide = egocentric(board)  # radius 0: the whole board from any cell
+    assert wide.shape == (1, 4, 9, 9) and wide[0, 1, 4 - 1, 4 - 3] == 1
+    assert wide[0, 3].sum() == 4 * 5  # the on-grid plane covers the board's cells
 
 
 # ---------------------------------------------------------------- inference
@@ -268,6 +281,20 @@ def test_random_opponent_moves_uniformly_and_is_not_trained() -> None:
     counts = np.bincount(seen[:, 1], minlength=5)
     assert counts.min() > 0.15 * len(seen)  # uniform over 5 moves (20% each)
     assert not agent.controlled[1]
+
+
+def test_a_seated_agent_infers_from_the_moves_played_not_its_own_choice() -> None:
+    agent, envs = build(opponent="random", seat=1)  # plays slot 1; slot 0 moves first
+    obs, info = envs.reset(seed=0)
+    estimates = []
+    for move in (2, 3):  # the opponent in slot 0 went left, or right
+        agent.episode_start(np.ones(4, dtype=bool), explore=False)
+        played = agent.choose(obs, False, np.random.default_rng(0), info)
+        played[:, 0] = move
+        agent.witness(obs, played, False, info)
+        estimates.append(agent.episodes[False].logits.clone())
+    assert torch.all(estimates[0][:, 0] == 0)  # slot 0 is not this agent's: no estimate kept there
+    assert not torch.equal(estimates[0][:, 1], estimates[1][:, 1])
 
 
 def test_bad_settings_are_rejected() -> None:
