@@ -28,13 +28,19 @@ import torch
 from torch import nn
 
 from anew.agents.commnet_buffer import EpisodeBuffer
-from anew.agents.commnet_config import PRESETS, CommNetConfig, check_commnet_config, default_preset
+from anew.agents.commnet_config import (
+    PRESETS,
+    RUN_DEFAULTS,
+    CommNetConfig,
+    check_commnet_config,
+    default_preset,
+)
 from anew.agents.commnet_losses import curriculum_value, reinforce_loss, supervised_loss, team_returns_to_go
 from anew.agents.commnet_net import CommNetNetwork, NetState, sample_categorical
 from anew.agents.core import AgentBase, AgentSpec, TransitionBatch
 from anew.errors import AnewError
 
-__all__ = ["PRESETS", "CommNetAgent", "CommNetConfig", "default_preset"]
+__all__ = ["PRESETS", "RUN_DEFAULTS", "CommNetAgent", "CommNetConfig", "default_preset"]
 
 
 class CommNetAgent(AgentBase):

@@ -129,6 +129,30 @@ PRESETS: dict[str, CommNetConfig] = {
 }
 
 
+def _budget(updates: int, games: int, steps_per_game: int, every: int = 100) -> dict[str, int]:
+    """Run flags for ``updates`` updates of ``games`` whole games (a game of ``steps_per_game`` steps counts that
+    many env steps); evaluation and checkpoints every ``every`` updates, a log line every tenth of that."""
+    per_update = games * steps_per_game
+    return {
+        "num_envs": games,
+        "total_steps": updates * per_update,
+        "eval_every": every * per_update,
+        "checkpoint_every": every * per_update,
+        "log_every": every * per_update // 10,
+    }
+
+
+# Each preset's budget (the run flags' defaults), so that `anew train commnet --env-id ID --seed S` runs it.
+RUN_DEFAULTS: dict[str, dict[str, int]] = {
+    "levers": _budget(1_500, 512, 1),
+    "levers-supervised": _budget(1_000, 512, 1),
+    "traffic-junction-easy": _budget(5_000, 288, 20),  # 50 epochs x 100 updates
+    "traffic-junction": _budget(30_000, 288, 40),  # 300 epochs
+    "traffic-junction-hard": _budget(30_000, 288, 40),
+    "combat": _budget(30_000, 288, 40),  # at most: a combat game ends when a side is wiped out
+}
+
+
 def default_preset(env_id: str) -> str:
     """The preset named after the game in ``env_id`` (levers when nothing matches)."""
     for prefix, preset in (

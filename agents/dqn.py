@@ -80,16 +80,21 @@ class DQNConfig:
 
 PRESETS: dict[str, DQNConfig] = {
     "dopamine": DQNConfig(reward_clip=1.0),
-    # Tuned for CartPole (in the spirit of RL Zoo's DQN hyperparameters): big, rare bursts of updates.
+    # CartPole: RL Zoo's DQN settings (big, rare bursts of updates) plus three changes that make the run END
+    # solved rather than peak and collapse: 5-step returns, a target copied every 512 steps instead of before
+    # every burst, and the learning rate decayed linearly to 0 by step 50k. Tuned on seeds 101-120 only.
     "classic-control": DQNConfig(
         lr=2.3e-3,
+        lr_end=0.0,
+        lr_decay_steps=49_000,
         adam_eps=1e-8,
+        n_step=5,
         batch_size=64,
         buffer_size=100_000,
         learning_starts=1_000,
         train_every=256,
         gradient_steps=128,
-        target_update_every=10,
+        target_update_every=512,
         epsilon_end=0.04,
         epsilon_decay_steps=8_000,
         eval_epsilon=0.0,

@@ -33,6 +33,9 @@ class AgentEntry:
     training needs something only the runner may import (DirectBackprop's differentiable simulator)."""
     run_defaults: tuple[tuple[str, Any], ...] = ()
     """Run flags whose default differs for this agent (DirectBackprop counts --total-steps in gradient updates)."""
+    preset_run_defaults: str = ""
+    """Name of the module's ``{preset: {run flag: default}}`` table: a preset's budget (``--num-envs``,
+    ``--total-steps``, ...) so that ``anew train AGENT --env-id ID --seed S`` alone runs the published setting."""
 
 
 INVENTORY_ENVS = (
@@ -49,7 +52,9 @@ AGENTS: dict[str, AgentEntry] = {
     "rainbow": AgentEntry("anew.agents.rainbow", "RainbowConfig", "RainbowAgent"),
     "ppo": AgentEntry("anew.agents.ppo", "PPOConfig", "PPOAgent"),
     "pdvf": AgentEntry("anew.agents.pdvf.agent", "PDVFConfig", "PDVFAgent", env_loop=False),
-    "commnet": AgentEntry("anew.agents.commnet", "CommNetConfig", "CommNetAgent", team=True),
+    "commnet": AgentEntry(
+        "anew.agents.commnet", "CommNetConfig", "CommNetAgent", team=True, preset_run_defaults="RUN_DEFAULTS"
+    ),
     "som": AgentEntry("anew.agents.som", "SOMConfig", "SOMAgent", team=True),
     "directbackprop": AgentEntry(
         "anew.agents.directbackprop",
@@ -101,6 +106,14 @@ def preset_config(name: str, preset: str, env_id: str) -> tuple[str, Any]:
     if preset not in module.PRESETS:
         raise AnewError(f"agent {name!r} has no preset {preset!r}: choose one of {', '.join(module.PRESETS)}")
     return preset, dataclasses.replace(module.PRESETS[preset])
+
+
+def preset_run_defaults(name: str, preset: str) -> dict[str, Any]:
+    """The run flags' defaults that ``preset`` of agent ``name`` sets (empty when it sets none)."""
+    module, entry = agent_module(name)
+    if not entry.preset_run_defaults:
+        return {}
+    return dict(getattr(module, entry.preset_run_defaults).get(preset, {}))
 
 
 def build_agent(name: str, config: Any, spec: AgentSpec) -> Any:

@@ -89,6 +89,7 @@ def parse_train_args(argv: list[str]) -> tuple[str, RunArgs, Any]:
     defaults = dataclasses.replace(RunArgs(), **dict(registry.AGENTS[agent_name].run_defaults))
     pre = tyro.cli(RunArgs, args=list(_known_run_flags(rest)), default=defaults)
     preset_name, preset = registry.preset_config(agent_name, pre.preset, pre.env_id)
+    pre = dataclasses.replace(pre, **registry.preset_run_defaults(agent_name, preset_name))
     # The group's header names the preset in force (the config class's docstring describes its class defaults).
     agent_help = tyro.conf.arg(
         help=f"{agent_name} options (the defaults shown are the {preset_name} preset's)."

@@ -288,6 +288,19 @@ def train_on_levers(config: CommNetConfig, updates: int, games: int = 512) -> fl
     return float(np.mean(rewards))
 
 
+def test_preset_sets_the_published_budget_and_flags_still_win() -> None:
+    """`anew train commnet --env-id ID --seed S` alone runs the preset's budget; a flag given overrides it."""
+    from anew.runners.run_args import parse_train_args
+
+    _, run, config = parse_train_args(["commnet", "--env-id", "anew/TrafficJunction-easy-v0", "--seed", "4"])
+    assert (run.num_envs, run.total_steps, run.seed) == (288, 5_000 * 288 * 20, 4)
+    assert config.curriculum_end == 4_000
+    _, run, _ = parse_train_args(["commnet", "--env-id", "anew/Levers-v0", "--num-envs", "8"])
+    assert (run.num_envs, run.total_steps) == (8, 1_500 * 512)
+    _, run, _ = parse_train_args(["dqn"])
+    assert (run.num_envs, run.total_steps) == (1, 50_000)
+
+
 @pytest.mark.learning
 def test_levers_commnet_beats_the_no_communication_level() -> None:
     """CommNet (REINFORCE) >= 0.90, Independent 0.59 +- 0.02, supervised CommNet >= 0.97 (paper 0.94 / 0.59 /

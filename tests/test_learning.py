@@ -50,9 +50,10 @@ def curves(agent: str, tmp_path: Path, steps: int, eval_every: int, *extra: str)
 
 
 @pytest.mark.learning
-def test_dqn_solves_cartpole_within_50k_steps(tmp_path: Path) -> None:
-    """The bar: a mean evaluation return >= 475 at some evaluation within 50k steps, in >= 4 of 5 seeds."""
+def test_dqn_ends_cartpole_solved_after_50k_steps(tmp_path: Path) -> None:
+    """The bar: the FINAL evaluation (20 episodes, at 50k steps) has a mean return >= 475 in >= 4 of 5 seeds;
+    a peak that is lost again by the end does not count."""
     runs = curves("dqn", tmp_path, 50_000, 5_000)
     for seed, curve in zip(SEEDS, runs):
         print(f"DQN CartPole seed {seed}: eval every 5k steps -> {[round(r) for r in curve]}")
-    assert sum(max(curve) >= 475 for curve in runs) >= 4, runs
+    assert sum(curve[-1] >= 475 for curve in runs) >= 4, runs
