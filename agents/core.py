@@ -131,6 +131,11 @@ class Agent(Protocol):
     def evaluation_envs(self) -> list[dict[str, Any]]:
         """Env options of each evaluation entry (PD-VF: one per test environment); ``[{}]`` for one entry."""
 
+    def evaluation_measures(self) -> dict[str, float]:
+        """What the agent measured of itself over the evaluation that just ended (SOM: goal-inference accuracy
+        per quarter of the episode), merged into that evaluation's ``extra``; empty if none. The evaluation
+        calls it once, after its last step."""
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimizer, target net, counters, RNG states."""
 
@@ -156,4 +161,7 @@ class AgentBase:
         return [{}]
 
     def diagnostics(self) -> dict[str, float]:
+        return {}
+
+    def evaluation_measures(self) -> dict[str, float]:
         return {}

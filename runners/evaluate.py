@@ -117,6 +117,7 @@ def evaluate_agent(
         if len(values) > 1:
             extra[f"{name}_se"] = float(np.std(values, ddof=1) / np.sqrt(len(values)))
     extra |= {name: float(np.mean(values)) for name, values in reported["episode_references"].items()}
+    extra |= agent.evaluation_measures()  # the agent's own (SOM's inference accuracy), over this evaluation
     return Evaluation([returns[i][k] for i, k in order], [lengths[i][k] for i, k in order], extra)
 
 

@@ -411,3 +411,25 @@ def test_som_inference_with_a_frozen_tog_network_recovers_the_goal_and_pays() ->
     uniform, _ = play_coin_games(models["uniform"])
     assert accuracy["inference_accuracy_q4"] >= 0.75, accuracy
     assert true_goal >= inferred > uniform, (true_goal, inferred, uniform)
+
+
+@pytest.mark.parametrize("other_model", ["som", "nom"])
+def test_a_run_writes_the_inference_accuracy_into_eval_json(tmp_path, other_model: str) -> None:
+    """`anew train som` puts SOM's goal-inference accuracy per quarter of the evaluation episodes into each
+    evaluation's `extra` (the baselines infer nothing, so theirs has no such entry)."""
+    import json
+
+    from anew.runners.cli import main
+
+    argv = ["train", "som", "--env-id", "anew/CoinGame-SOM-v0", "--other-model", other_model, "--seed", "2",
+            "--total-steps", "1200", "--eval-every", "600", "--eval-episodes", "6", "--run-dir", str(tmp_path / "r")]  # fmt: skip
+    assert main(argv) == 0
+    evaluations = json.loads((tmp_path / "r" / "eval.json").read_text())["evaluations"]
+    quarters = {f"inference_accuracy_q{q}" for q in range(1, 5)}
+    for evaluation in evaluations:
+        assert "mean_good_coins" in evaluation["extra"]
+        if other_model == "som":
+            assert quarters <= set(evaluation["extra"])
+            assert all(0.0 <= evaluation["extra"][name] <= 1.0 for name in quarters)
+        else:
+            assert not quarters & set(evaluation["extra"])
