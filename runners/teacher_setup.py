@@ -183,4 +183,9 @@ def teacher_data_for(
     message(
         f"[teacher] collected {config.teacher_steps} steps ({outcome}) at epsilon {config.teacher_epsilon}"
     )
+    if not data.can_sample(1):  # an n-step transition needs n steps after it (or an episode end)
+        raise AnewError(
+            f"the {config.teacher_steps} teacher steps hold no complete {replay.n_step}-step transition: "
+            f"raise --teacher-steps (or lower --n-step)"
+        )
     return data

@@ -48,9 +48,13 @@ def test_teacher_collection_without_a_finished_episode_says_so(
     argv = ["reincarnate", "qdagger", "--teacher", str(teacher_run), *STUDENT, "--teacher-steps", "5",
             "--offline-steps", "2", "--run-dir", str(tmp_path / "run")]  # fmt: skip
     capsys.readouterr()
-    assert main(argv) == 0
+    assert main([*argv, "--n-step", "1"]) == 0
     err = capsys.readouterr().err
     assert "[teacher] collected 5 steps (no episode ended within them)" in err and "nan" not in err
+    # 5 steps of a 5-step return: not one complete transition to learn from, said in one line (no traceback)
+    assert main([*argv, "--n-step", "5", "--run-dir", str(tmp_path / "run5")]) == 2
+    err = capsys.readouterr().err
+    assert "hold no complete 5-step transition: raise --teacher-steps" in err and "Traceback" not in err
 
 
 def test_a_refused_reincarnation_names_no_folder_and_leaves_none(
