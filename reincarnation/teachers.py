@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from anew.agents.core import AgentBase
 from anew.agents.dqn import DQNAgent
 from anew.agents.losses import epsilon_greedy
 from anew.agents.replay import ReplayBuffer, ReplaySample
@@ -57,7 +56,7 @@ def to_dopamine_layout(obs: torch.Tensor) -> torch.Tensor:
     return obs.permute(0, 2, 3, 1)
 
 
-class Teacher(AgentBase):
+class Teacher:
     """A frozen Q-function that acts and scores observations in the student's layout.
 
     Args:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import tyro
 
+from anew.agents.core import AgentBase
 from anew.envs import is_multiagent, make_env, make_team_env, make_vector_env
 from anew.envs.vector import EPISODE_INFO
 from anew.errors import AnewError
@@ -117,7 +118,8 @@ def evaluate_agent(
         if len(values) > 1:
             extra[f"{name}_se"] = float(np.std(values, ddof=1) / np.sqrt(len(values)))
     extra |= {name: float(np.mean(values)) for name, values in reported["episode_references"].items()}
-    extra |= agent.evaluation_measures()  # the agent's own (SOM's inference accuracy), over this evaluation
+    if isinstance(agent, AgentBase):  # a bare policy (act, episode_start) measures nothing of itself
+        extra |= agent.evaluation_measures()  # SOM: its inference accuracy over this evaluation
     return Evaluation([returns[i][k] for i, k in order], [lengths[i][k] for i, k in order], extra)
 
 

@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import tyro
 
-from anew.agents.core import AgentBase
 from anew.envs import make_vector_env
 from anew.errors import AnewError
 from anew.reincarnation import (
@@ -57,7 +56,7 @@ class TeacherArgs:
     """Episodes to measure the teacher's and the random return (0: --eval-episodes)."""
 
 
-class RandomPolicy(AgentBase):
+class RandomPolicy:
     """Uniform random actions (the low end of teacher-normalised scores)."""
 
     def __init__(self, num_actions: int, seed: int):

@@ -29,7 +29,8 @@ BOX = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
 
 def small_agent(seed: int = 0) -> DQNAgent:
     config = PRESETS["classic-control"]
-    config = type(config)(**{**config.__dict__, "buffer_size": 500, "hidden": (16,), "n_step": 1})  # 1-step rows
+    # 1-step rows: the tests below read discounts of 0 or gamma
+    config = type(config)(**{**config.__dict__, "buffer_size": 500, "hidden": (16,), "n_step": 1})
     return DQNAgent(config, AgentSpec(BOX, gym.spaces.Discrete(2), num_envs=1, seed=seed))
 
 
