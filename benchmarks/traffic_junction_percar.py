@@ -42,11 +42,13 @@ class PerCarTrafficJunction:
     difficulty: str = "easy"
     layout: str = "commnet"
     p_arrive: float | None = None
+    max_active: int | None = None
     games: list[Game] = field(init=False)
 
     def __post_init__(self) -> None:
         self.nmax, self.max_steps, self.vision, default_p = DIFFICULTIES[self.difficulty]
         self.p_arrive = default_p if self.p_arrive is None else self.p_arrive
+        self.max_active = self.nmax if self.max_active is None else self.max_active
         if self.layout == "ic3net" and self.difficulty == "hard":
             self.max_steps = 80
         self.coll_pen = 5.0 if self.layout == "commnet" else 10.0
@@ -111,7 +113,7 @@ class PerCarTrafficJunction:
         )
         count = self.nmax - len(free)
         for s, routes in enumerate(self.sources):
-            if count >= self.nmax:
+            if count >= self.max_active:  # the curriculum's car cap
                 return
             if noise.arrive[b, s] < self.p_arrive:
                 car = free.pop(0)

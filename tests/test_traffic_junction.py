@@ -269,16 +269,19 @@ def test_team_vector_env_state_round_trip() -> None:
 
 
 @pytest.mark.parametrize(
-    ("difficulty", "layout"),
-    [("easy", "commnet"), ("easy", "ic3net"), ("medium", "commnet"), ("hard", "commnet"), ("hard", "ic3net")],
-)
-def test_percar_peer_does_the_same_work(difficulty: str, layout: str) -> None:
+    ("difficulty", "layout", "max_active"),
+    [("easy", "commnet", None), ("easy", "commnet", 3), ("easy", "ic3net", None), ("medium", "commnet", None),
+     ("hard", "commnet", None), ("hard", "ic3net", None)],
+)  # fmt: skip
+def test_percar_peer_does_the_same_work(difficulty: str, layout: str, max_active: int | None) -> None:
+    """Same rewards, boards, observations and collisions step by step; max_active 3 is the curriculum's car cap."""
     percar = load_percar()
     B, rng = 8, np.random.default_rng(1)
-    sim = TrafficJunctionSim(B, seed=7, difficulty=difficulty, layout=layout, p_arrive=0.5)
-    peer = percar.PerCarTrafficJunction(B, seed=7, difficulty=difficulty, layout=layout, p_arrive=0.5)
+    options = {"difficulty": difficulty, "layout": layout, "p_arrive": 0.5, "max_active": max_active}
+    sim = TrafficJunctionSim(B, seed=7, **options)
+    peer = percar.PerCarTrafficJunction(B, seed=7, **options)
     sim.reset()
-    total = 0.0
+    total, most_on_board = 0.0, 0
     for _ in range(sim.max_steps):
         actions = (rng.random((B, sim.nmax)) < 0.3).astype(int)
         rewards, _, truncated = sim.step(actions)
@@ -287,9 +290,11 @@ def test_percar_peer_does_the_same_work(difficulty: str, layout: str) -> None:
         np.testing.assert_array_equal(sim.active(), peer.on_board())
         np.testing.assert_array_equal(sim.observe(), peer.observe())
         total += rewards.sum()
+        most_on_board = max(most_on_board, int(sim.active().sum(axis=1).max()))
     np.testing.assert_array_equal(truncated, peer_truncated)
     np.testing.assert_array_equal(sim.episode_metrics()["n_collisions"], peer.n_collisions())
     assert sim.episode_metrics()["n_collisions"].sum() > 0 and total < 0  # the comparison saw crashes
+    assert most_on_board == (max_active or sim.nmax)  # the cap was reached and never passed
 
 
 def test_render_draws_roads_cars_and_crashes() -> None:
