@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from functools import partial
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from helpers_agents import small_dqn
 
 from anew.agents.core import AgentSpec, TransitionBatch
-from anew.agents.dqn import PRESETS, DQNAgent
 from anew.errors import AnewError
 from anew.reincarnation import METHODS, ReincarnationConfig, Teacher, build_student
 from anew.reincarnation.baselines import (
@@ -26,6 +27,7 @@ from anew.reincarnation.teachers import collect_teacher_replay, replay_like
 
 torch.set_num_threads(1)
 BOX = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+small_agent = partial(small_dqn, obs_space=BOX)
 CONFIG = ReincarnationConfig(
     offline_steps=5,
     offline_target_update_every=2,
@@ -35,20 +37,6 @@ CONFIG = ReincarnationConfig(
     online_epsilon_decay_steps=50,
     jsrl_max_roll_in=10,
 )
-
-
-def small_agent(seed: int = 0, hidden: tuple[int, ...] = (16,)) -> DQNAgent:
-    config = dataclasses.replace(
-        PRESETS["classic-control"],
-        buffer_size=500,
-        hidden=hidden,
-        learning_starts=20,
-        train_every=10,
-        gradient_steps=2,
-        target_update_every=50,
-        batch_size=8,
-    )
-    return DQNAgent(config, AgentSpec(BOX, gym.spaces.Discrete(2), num_envs=1, seed=seed))
 
 
 class FixedQ(torch.nn.Module):

@@ -11,9 +11,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from helpers_agents import BOX, small_dqn
 
 from anew.agents.core import AgentSpec, TransitionBatch
-from anew.agents.dqn import PRESETS, DQNAgent
 from anew.agents.replay import ReplaySample
 from anew.errors import AnewError
 from anew.reincarnation import (
@@ -28,7 +28,6 @@ from anew.reincarnation.baselines import METHODS
 from anew.reincarnation.qdagger import concat_samples, distill_term_loss
 
 torch.set_num_threads(1)
-BOX = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
 CONFIG = ReincarnationConfig(
     offline_steps=10,
     offline_target_update_every=3,
@@ -37,21 +36,6 @@ CONFIG = ReincarnationConfig(
     wean_cutoff_steps=1_000,
     online_epsilon_decay_steps=100,
 )
-
-
-def small_agent(seed: int = 0, **overrides) -> DQNAgent:
-    config = dataclasses.replace(
-        PRESETS["classic-control"],
-        buffer_size=500,
-        hidden=(16,),
-        learning_starts=20,
-        train_every=10,
-        gradient_steps=2,
-        target_update_every=50,
-        batch_size=8,
-        **overrides,
-    )
-    return DQNAgent(config, AgentSpec(BOX, gym.spaces.Discrete(2), num_envs=1, seed=seed))
 
 
 class FixedSource:
@@ -75,8 +59,8 @@ class FixedSource:
 
 
 def make_student(method: str = "qdagger", config: ReincarnationConfig = CONFIG, seed: int = 0):
-    agent = small_agent(seed, max_grad_norm=0.0)
-    teacher = Teacher.from_agent(small_agent(seed + 100))
+    agent = small_dqn(seed, max_grad_norm=0.0)
+    teacher = Teacher.from_agent(small_dqn(seed + 100))
     return ReincarnatingStudent(agent, teacher, config, METHODS[method], FixedSource()), agent, teacher
 
 
@@ -175,14 +159,14 @@ def test_c51_td_loss_on_a_one_hot_target():
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(q, (log_p.exp() * agent.online.support).sum(-1))
     student = ReincarnatingStudent(
-        agent, Teacher.from_agent(small_agent()), ReincarnationConfig(), METHODS["qdagger"], FixedSource()
+        agent, Teacher.from_agent(small_dqn()), ReincarnationConfig(), METHODS["qdagger"], FixedSource()
     )
     assert student.config.distill_coef == 1.0 and student.config.wean_cutoff_steps == 2_500_000
 
 
 def test_rainbow_student_distills_expected_q_with_importance_weights():
     agent = small_rainbow()  # noisy, dueling, prioritized: the full classic-control Rainbow
-    teacher = Teacher.from_agent(small_agent())
+    teacher = Teacher.from_agent(small_dqn())
     student = ReincarnatingStudent(agent, teacher, CONFIG, METHODS["kickstarting"])
     assert student.epsilon == 0.0  # noisy nets explore by themselves
     env = gym.make("CartPole-v1")
@@ -328,7 +312,7 @@ def test_state_dict_loads_as_the_plain_agent_with_weights_only():
     torch.save(student.state_dict(), buffer)
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)
-    plain = small_agent(5)
+    plain = small_dqn(5)
     plain.load_state_dict(state)
     obs = torch.randn(4, 4)
     torch.testing.assert_close(plain.online(obs), agent.online(obs))
@@ -342,8 +326,6 @@ def test_student_needs_a_value_based_agent_and_teacher_data():
     with pytest.raises(AnewError, match="value-based"):
         ReincarnatingStudent(object(), None, CONFIG)
     with pytest.raises(AnewError, match="teacher data"):
-        ReincarnatingStudent(
-            small_agent(), Teacher.from_agent(small_agent()), CONFIG, METHODS["qdagger"], None
-        )
+        ReincarnatingStudent(small_dqn(), Teacher.from_agent(small_dqn()), CONFIG, METHODS["qdagger"], None)
     with pytest.raises(AnewError, match="needs a teacher"):
-        ReincarnatingStudent(small_agent(), None, CONFIG, METHODS["kickstarting"])
+        ReincarnatingStudent(small_dqn(), None, CONFIG, METHODS["kickstarting"])

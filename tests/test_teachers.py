@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gymnasium as gym
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
+from helpers_agents import small_dqn
 
-from anew.agents.core import AgentSpec
-from anew.agents.dqn import PRESETS, DQNAgent
 from anew.agents.replay import ReplayBuffer
 from anew.envs import make_vector_env
 from anew.errors import AnewError
@@ -24,14 +24,8 @@ from anew.reincarnation.teachers import (
 from anew.runners.teacher_setup import load_teacher
 
 torch.set_num_threads(1)
-BOX = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
-
-
-def small_agent(seed: int = 0) -> DQNAgent:
-    config = PRESETS["classic-control"]
-    # 1-step rows: the tests below read discounts of 0 or gamma
-    config = type(config)(**{**config.__dict__, "buffer_size": 500, "hidden": (16,), "n_step": 1})
-    return DQNAgent(config, AgentSpec(BOX, gym.spaces.Discrete(2), num_envs=1, seed=seed))
+# The preset's schedule, with 1-step rows: the tests below read discounts of 0 or gamma.
+small_agent = partial(small_dqn, quick=False, n_step=1)
 
 
 class FixedQ(torch.nn.Module):
