@@ -9,11 +9,8 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-import torch
+from helpers_runs import same_final_networks
 from test_resume import anew, scalars
-
-from anew.runners.cli import main as cli
 
 STUDENT = [
     "--env-id",
@@ -55,37 +52,6 @@ STUDENT = [
 ]
 
 
-@pytest.fixture(scope="module")
-def teacher_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("teacher") / "dqn"
-    assert (
-        cli(
-            [
-                "train",
-                "dqn",
-                "--env-id",
-                "CartPole-v1",
-                "--total-steps",
-                "300",
-                "--learning-starts",
-                "100",
-                "--eval-every",
-                "300",
-                "--eval-episodes",
-                "2",
-                "--checkpoint-every",
-                "300",
-                "--hidden",
-                "32",
-                "--run-dir",
-                str(run_dir),
-            ]
-        )
-        == 0
-    )
-    return run_dir
-
-
 def test_killed_in_the_offline_phase_resumes_exactly(teacher_run: Path, tmp_path: Path) -> None:
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     argv = ["reincarnate", "qdagger", "--teacher", str(teacher_run), *STUDENT]
@@ -106,11 +72,7 @@ def test_killed_in_the_offline_phase_resumes_exactly(teacher_run: Path, tmp_path
     assert resumed.wait() == 0, resumed.stderr.read().decode()
     assert reference.wait() == 0, reference.stderr.read().decode()
 
-    final = "checkpoints/step_000000000300/agent.pt"
-    a, b = (torch.load(d / final, weights_only=True)["agent"] for d in (whole, killed))
-    for net in ("online", "target"):
-        for name, tensor in a[net].items():
-            assert torch.equal(tensor, b[net][name]), f"{net}.{name} differs"
+    a, b = same_final_networks(whole, killed, 300)
     assert a["reincarnation"] == b["reincarnation"] and a["reincarnation"]["offline_updates"] == 3000
     evals = [json.loads((d / "eval.json").read_text())["evaluations"] for d in (whole, killed)]
     assert evals[0] == evals[1] and [e["step"] for e in evals[0]] == [0, 150, 300]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers_runs import same_final_networks
 
 from anew.reincarnation import METHODS
 from anew.runners.cli import main as cli
@@ -51,37 +52,6 @@ SIZES = [
     "--log-every",
     "10",
 ]
-
-
-@pytest.fixture(scope="module")
-def teacher_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("teacher") / "dqn"
-    assert (
-        cli(
-            [
-                "train",
-                "dqn",
-                "--env-id",
-                "CartPole-v1",
-                "--total-steps",
-                "300",
-                "--learning-starts",
-                "100",
-                "--eval-every",
-                "300",
-                "--eval-episodes",
-                "2",
-                "--checkpoint-every",
-                "300",
-                "--hidden",
-                "32",
-                "--run-dir",
-                str(run_dir),
-            ]
-        )
-        == 0
-    )
-    return run_dir
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -179,11 +149,7 @@ def test_resume_continues_a_reincarnation_run_exactly(method, teacher_run, tmp_p
     assert cli([*argv, "--run-dir", str(whole)]) == 0
     assert cli([*argv, "--total-steps", "150", "--run-dir", str(halves)]) == 0
     assert cli(["resume", str(halves), "--total-steps", "300"]) == 0
-    final = "checkpoints/step_000000000300/agent.pt"
-    a, b = (torch.load(d / final, weights_only=True)["agent"] for d in (whole, halves))
-    for net in ("online", "target"):
-        for name, tensor in a[net].items():
-            assert torch.equal(tensor, b[net][name]), f"{net}.{name} differs"
+    a, b = same_final_networks(whole, halves, 300)
     assert a["reincarnation"] == b["reincarnation"] and a["updates"] == b["updates"]
     evaluations = [json.loads((d / "eval.json").read_text())["evaluations"] for d in (whole, halves)]
     assert (
