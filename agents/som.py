@@ -37,7 +37,7 @@ from anew.agents.commnet_buffer import EpisodeBuffer
 from anew.agents.core import AgentBase, AgentSpec, TransitionBatch
 from anew.agents.som_config import PRESETS, SOMConfig, check_som_config, default_preset
 from anew.agents.som_episodes import EpisodeState
-from anew.agents.som_inference import estimate, other_board, som_update, split_goal
+from anew.agents.som_inference import estimate, other_board, som_update, split_goal, uninformative
 from anew.agents.som_losses import actor_critic_losses, masked_cross_entropy, turn_based_advantages
 from anew.agents.som_net import ActionPredictor, SOMNetwork
 from anew.errors import AnewError
@@ -133,14 +133,19 @@ class SOMAgent(AgentBase):
         """What f gets for the other ``[games, 2, width]``: the estimate (som), the true goal (tog), the
         predicted action distribution (spp) or nothing (nom, ipp)."""
         model, games = self.config.other_model, goal.shape[0]
-        if model == "som":
-            return estimate(logits, goal > 0.5 if self.config.distinct_goals else None)
-        if model == "tog":
-            if true_goals is None:
+        excluded = goal > 0.5 if self.config.distinct_goals else None
+        if model in ("som", "tog"):
+            if model == "som":
+                goal_input = estimate(logits, excluded)
+            elif true_goals is None:
                 raise AnewError(
                     "--other-model tog needs the true goals in info['goal'] (the SOM games give them)"
                 )
-            return F.one_hot(true_goals[:, [1, 0]].long(), self.num_goals).float()
+            else:
+                goal_input = F.one_hot(true_goals[:, [1, 0]].long(), self.num_goals).float()
+            if self.config.centre_goal_input:  # zero when nothing is known
+                goal_input = goal_input - uninformative(goal, self.config.distinct_goals)
+            return goal_input
         if model == "spp":
             predicted = self.predictor(views.flatten(0, 1), goal.flatten(0, 1), viewed=True)
             return torch.softmax(predicted, dim=-1).view(games, 2, -1)
@@ -234,6 +239,7 @@ class SOMAgent(AgentBase):
             c.inference_steps,
             c.inference_lr,
             c.distinct_goals,
+            c.centre_goal_input,
         )
 
     # ------------------------------------------------------------------ learning

@@ -45,6 +45,13 @@ def estimate(logits: torch.Tensor, excluded: torch.Tensor | None = None) -> torc
     return torch.softmax(logits, dim=-1)
 
 
+def uninformative(own_goal: torch.Tensor, distinct_goals: bool) -> torch.Tensor:
+    """What a viewer with goal ``own_goal [..., G]`` (one-hot, or an estimate) knows of the other's goal before
+    seeing it move: the uniform over all goals, or over the goals but its own when the two always differ."""
+    goals = own_goal.shape[-1]
+    return (1 - own_goal) / (goals - 1) if distinct_goals else torch.full_like(own_goal, 1 / goals)
+
+
 def infer_goal_logits(
     action_logits: Callable[[torch.Tensor], torch.Tensor],
     belief_logits: torch.Tensor,
@@ -77,18 +84,23 @@ def som_update(
     steps: int,
     lr: float,
     distinct_goals: bool = False,
+    centre_goal_input: bool = False,
 ) -> torch.Tensor:
     """SOM's belief update after observing the other's actions, with f (a :class:`SOMNetwork`) frozen and run
     as f(s_other, z̃, z_self): the board seen by the other, the estimate where its own goal goes, the observer's
     goal where its estimate of the other's goal goes. ``distinct_goals``: the estimate puts no mass on the
-    observer's own goal. Shapes: board ``[N, C', H, W]``, goals and logits ``[N, G]``, actions ``[N]``; returns
+    observer's own goal. ``centre_goal_input``: the network takes its other-goal input minus the uniform over
+    the goals it may be given its own goal (:func:`uninformative`; the estimate stands for the other's goal). Shapes: board ``[N, C', H, W]``, goals and logits ``[N, G]``, actions ``[N]``; returns
     the updated logits ``[N, G]``."""
     params = frozen_parameters(network)
     with torch.no_grad():
         viewed = network.view(board_seen_by_other)  # the same at every step: computed once
 
     def action_logits(goal_estimate: torch.Tensor) -> torch.Tensor:
-        return functional_call(network, params, (viewed, goal_estimate, observer_goal, False, True)).logits
+        other_slot = observer_goal
+        if centre_goal_input:  # as the other would be fed: its own goal is the estimate
+            other_slot = other_slot - uninformative(goal_estimate, distinct_goals)
+        return functional_call(network, params, (viewed, goal_estimate, other_slot, False, True)).logits
 
     excluded = observer_goal > 0.5 if distinct_goals else None
     return infer_goal_logits(action_logits, belief_logits, other_actions, steps, lr, excluded)

@@ -10,14 +10,15 @@ import io
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from anew.agents.core import AgentSpec, TransitionBatch
 from anew.agents.policy_losses import gae_advantages
 from anew.agents.som import SOMAgent, SOMConfig
 from anew.agents.som_episodes import QuarterAccuracy
-from anew.agents.som_inference import other_board, som_update, split_goal
+from anew.agents.som_inference import other_board, som_update, split_goal, uninformative
 from anew.agents.som_losses import actor_critic_losses, turn_based_advantages
-from anew.agents.som_net import SOMNetwork, centred_shape, egocentric
+from anew.agents.som_net import SOMNetwork, SOMOutput, centred_shape, egocentric
 from anew.envs.coin_game import CoinGameSim
 from anew.envs.multiagent import TeamVectorEnv, make_team_env, make_team_sim
 from anew.envs.som_grid import OFFSETS
@@ -266,13 +267,47 @@ def test_every_other_model_learns_from_whole_episodes(other_model: str) -> None:
     assert (agent.network.other_action is not None) == (other_model == "ipp")
 
 
-def test_tog_feeds_the_true_other_goal() -> None:
-    agent, envs = build(other_model="tog")
-    obs, info = envs.reset(seed=0)
-    views, goal = agent.views(torch.as_tensor(obs))
-    other = agent.other_input(views, goal, agent.episodes[True].logits, torch.as_tensor(info["goal"]))
-    torch.testing.assert_close(other[:, 0], goal[:, 1])
-    torch.testing.assert_close(other[:, 1], goal[:, 0])
+@pytest.mark.parametrize("distinct", [False, True])
+def test_tog_feeds_the_true_other_goal_centred_or_not(distinct: bool) -> None:
+    """Raw: the other's one-hot goal. Centred: minus the uniform over the goals it may be (all, or all but the
+    viewer's own with distinct goals), so SOM's uniform starting estimate is fed as zeros."""
+    for centre in (False, True):
+        agent, envs = build(other_model="tog", centre_goal_input=centre, distinct_goals=distinct)
+        obs, info = envs.reset(seed=0)
+        views, goal = agent.views(torch.as_tensor(obs))
+        other = agent.other_input(views, goal, agent.episodes[True].logits, torch.as_tensor(info["goal"]))
+        uniform = (1 - goal) / 2 if distinct else torch.full_like(goal, 1 / 3)
+        expected = goal[:, [1, 0]] - (uniform if centre else 0)
+        torch.testing.assert_close(other, expected)
+    som, _ = build(other_model="som", centre_goal_input=True, distinct_goals=distinct)
+    start = som.other_input(views, goal, som.episodes[True].logits, None)
+    torch.testing.assert_close(start, torch.zeros_like(start))
+
+
+def test_centred_inference_feeds_the_other_what_it_would_be_fed() -> None:
+    """In the inference the other-goal slot holds the observer's goal centred as the other's own input would be
+    (its own goal being the estimate): at a one-hot estimate of goal g that is exactly TOG's centred input."""
+
+    class Recorder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear, self.seen = nn.Linear(6, 5), []
+
+        def view(self, board: torch.Tensor) -> torch.Tensor:
+            return board
+
+        def forward(self, board, own_goal, other, with_value=True, viewed=False) -> SOMOutput:
+            self.seen.append((own_goal.detach().clone(), other.detach().clone()))
+            return SOMOutput(self.linear(torch.cat([own_goal, other], -1)), None, None)
+
+    recorder, observer_goal = Recorder(), torch.tensor([[1.0, 0.0, 0.0]])
+    sharp = torch.tensor([[-30.0, 30.0, -30.0]])  # the estimate: goal 1, all but surely
+    som_update(recorder, torch.zeros(1, 2, 3, 3), observer_goal, sharp, torch.tensor([2]), steps=1, lr=0.1,
+               distinct_goals=True, centre_goal_input=True)  # fmt: skip
+    own, other = recorder.seen[0]
+    torch.testing.assert_close(own, torch.tensor([[0.0, 1.0, 0.0]]))
+    torch.testing.assert_close(other, observer_goal - uninformative(own, True))
+    torch.testing.assert_close(other, torch.tensor([[0.5, 0.0, -0.5]]))  # me: 1 - 1/2; the third goal: -1/2
 
 
 def test_random_opponent_moves_uniformly_and_is_not_trained() -> None:
@@ -358,78 +393,3 @@ def test_the_agents_inference_names_the_goal_of_a_goal_seeking_player() -> None:
     accuracy = agent.evaluation_measures()
     assert accuracy["inference_accuracy_q4"] >= 0.75
     assert accuracy["inference_accuracy_q4"] > accuracy["inference_accuracy_q1"]
-
-
-# ---------------------------------------------------------------- learning (minutes)
-def train_coin_game(other_model: str, steps: int, seed: int = 0, games: int = 32) -> tuple[SOMAgent, float]:
-    """Train on the coin game with the runner's loop; the mean team return of the last 10% of episodes."""
-    agent, envs = build(GAMES[0], games, seed, **dataclasses.asdict(SOMConfig(other_model=other_model)))
-    obs, info = envs.reset(seed=seed)
-    starting, running, returns = np.ones(games, dtype=bool), np.zeros(games), []
-    for _ in range(steps // games):
-        agent.episode_start(starting, explore=True)
-        actions = agent.act(obs, explore=True, info=info)
-        next_obs, reward, terminated, truncated, next_info = envs.step(actions)
-        extras = {k: v for k, v in info.items() if k != "active"} | {"team_reward": next_info["team_reward"]}
-        agent.observe(
-            TransitionBatch(obs, actions, reward, terminated, truncated, next_obs, info["active"], extras)
-        )
-        agent.update()
-        starting = terminated | truncated
-        running += next_info["team_reward"]
-        returns += running[starting].tolist()
-        running[starting] = 0.0
-        obs, info = next_obs, next_info
-    return agent, float(np.mean(returns[-len(returns) // 10 :]))
-
-
-def play_coin_games(agent: SOMAgent, games: int = 512, seed: int = 123) -> tuple[float, dict[str, float]]:
-    """Evaluation episodes (``explore=False``): mean team return and the estimates' accuracy per quarter."""
-    envs = make_team_env(GAMES[0], games, seed=seed)
-    obs, info = envs.reset(seed=seed)
-    rng, total = np.random.default_rng(seed), np.zeros(games)
-    agent.episode_start(np.ones(games, dtype=bool), explore=False)
-    for _ in range(20):  # one coin-game episode
-        obs, _, terminated, truncated, info = envs.step(agent.act(obs, False, rng=rng, info=info))
-        total += info["team_reward"]
-        agent.episode_start(terminated | truncated, explore=False)
-    return float(total.mean()), agent.evaluation_measures()
-
-
-@pytest.mark.learning
-def test_som_inference_with_a_frozen_tog_network_recovers_the_goal_and_pays() -> None:
-    """The issue's inference bar on a trained network: train TOG briefly, freeze it, and let SOM's inference
-    replace the true goal. The estimate names the other's goal in >= 75% of last-quarter steps, and the
-    team scores between playing with the true goal (TOG) and playing with a uniform estimate (no model)."""
-    tog, _ = train_coin_game("tog", 150_000)
-    models = {}
-    for name, changes in (("som", {}), ("uniform", {"inference_lr": 0.0})):
-        models[name], _ = build(GAMES[0], 1, 0, **dataclasses.asdict(SOMConfig(other_model="som", **changes)))
-        models[name].network.load_state_dict(tog.network.state_dict())
-    true_goal, _ = play_coin_games(tog)
-    inferred, accuracy = play_coin_games(models["som"])
-    uniform, _ = play_coin_games(models["uniform"])
-    assert accuracy["inference_accuracy_q4"] >= 0.75, accuracy
-    assert true_goal >= inferred > uniform, (true_goal, inferred, uniform)
-
-
-@pytest.mark.parametrize("other_model", ["som", "nom"])
-def test_a_run_writes_the_inference_accuracy_into_eval_json(tmp_path, other_model: str) -> None:
-    """`anew train som` puts SOM's goal-inference accuracy per quarter of the evaluation episodes into each
-    evaluation's `extra` (the baselines infer nothing, so theirs has no such entry)."""
-    import json
-
-    from anew.runners.cli import main
-
-    argv = ["train", "som", "--env-id", "anew/CoinGame-SOM-v0", "--other-model", other_model, "--seed", "2",
-            "--total-steps", "1200", "--eval-every", "600", "--eval-episodes", "6", "--run-dir", str(tmp_path / "r")]  # fmt: skip
-    assert main(argv) == 0
-    evaluations = json.loads((tmp_path / "r" / "eval.json").read_text())["evaluations"]
-    quarters = {f"inference_accuracy_q{q}" for q in range(1, 5)}
-    for evaluation in evaluations:
-        assert "mean_good_coins" in evaluation["extra"]
-        if other_model == "som":
-            assert quarters <= set(evaluation["extra"])
-            assert all(0.0 <= evaluation["extra"][name] <= 1.0 for name in quarters)
-        else:
-            assert not quarters & set(evaluation["extra"])
