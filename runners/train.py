@@ -5,13 +5,13 @@ The loop is the whole story of a run: episode_start -> act -> env.step -> observ
 statistics, evaluation every ``--eval-every`` agent steps (``eval.json``), checkpoints every
 ``--checkpoint-every``. A run may open with phases that take no env steps (offline pre-training, a
 pipeline's stages): each checkpoint records the phase and its progress, so ``anew resume`` re-enters the
-run exactly where it stopped, inside a phase or inside the loop.
+run exactly where it stopped, inside a phase or inside the loop (what a checkpoint holds and how it is read
+back: :mod:`anew.runners.train_state`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -19,17 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from anew import __version__
 from anew.agents.core import Phase, TransitionBatch
 from anew.envs import final_next_obs
 from anew.envs.atari import protocol
 from anew.envs.multiagent import TeamVectorEnv
-from anew.envs.vector import SeededVectorEnv
 from anew.errors import AnewError
 from anew.runners import registry
-from anew.runners.checkpoint import load_checkpoint, save_checkpoint
 from anew.runners.evaluate import evaluate_agent, record_video
 from anew.runners.loading import agent_spec, make_run_envs, resolve_device, set_threads
 from anew.runners.logger import RunLogger
@@ -38,11 +35,10 @@ from anew.runners.run_dir import (
     config_document,
     eval_document,
     new_run_dir,
-    restore_rng_states,
-    rng_states,
     seed_everything,
     write_json_atomic,
 )
+from anew.runners.train_state import RunState
 
 AfterEvaluation = Callable[[int, list[float]], dict[str, Any]]
 
@@ -51,7 +47,7 @@ def crossed(before: int, after: int, every: int) -> bool:
     return every > 0 and before // every != after // every
 
 
-class Trainer:
+class Trainer(RunState):
     """One run: builds envs and agent, runs its phases, then loops; ``resume_from`` re-enters at a checkpoint.
 
     ``agent``: a ready agent (a reincarnation student) instead of one built from ``agent_name``'s registry row;
@@ -111,90 +107,9 @@ class Trainer:
             run_dir, run.total_steps, resume_step=self.step if resume_from else None, resume_phase=in_phase
         )
 
-    # ------------------------------------------------------------------ state
+    # ------------------------------------------------------------------ config
     def resolved_config(self) -> dict[str, Any]:
         return config_document(__version__, self.agent_name, self.run, self.config, **self.extra_config)
-
-    def runner_state(self) -> dict[str, Any]:
-        resumable = isinstance(self.envs, (SeededVectorEnv, TeamVectorEnv))
-        return {
-            "agent": self.agent_name,
-            "env_id": self.run.env_id,
-            "run": dataclasses.asdict(self.run),
-            "agent_config": dataclasses.asdict(self.config),
-            "anew_version": __version__,
-            "phase": self.phase_name,
-            "phase_index": self.phase_index,
-            "phase_progress": self.phase_progress,
-            "episode_return": self.episode_return.tolist(),
-            "episode_length": self.episode_length.tolist(),
-            "starting": self.starting.tolist(),
-            "losses_due": self.losses_due,
-            "envs": self.envs.state_dict() if resumable else None,
-            **rng_states(),
-        }
-
-    @property
-    def phase_name(self) -> str:
-        return self.phases[self.phase_index].name if self.phase_index < len(self.phases) else "online"
-
-    def _restore(self, path: Path) -> None:
-        runner_state, agent_state = load_checkpoint(path, expected_agent=self.agent_name)
-        self.last_checkpoint = path
-        self.agent.load_state_dict(agent_state["agent"])
-        torch.set_rng_state(agent_state["torch_rng"])
-        if self.agent.replay is not None and (path / "replay").is_dir():
-            self.agent.replay.load(path / "replay")
-        self.step = int(runner_state["step"])
-        self.resumed_phase = runner_state.get("phase", "online")
-        self.phase_index = int(runner_state.get("phase_index", 0))
-        self.phase_progress = int(runner_state.get("phase_progress", 0))
-        self.episode_return = np.array(runner_state["episode_return"])
-        self.episode_length = np.array(runner_state["episode_length"], dtype=np.int64)
-        self.starting = np.array(runner_state.get("starting", [False] * self.run.num_envs), dtype=bool)
-        self.losses_due = bool(runner_state.get("losses_due", False))
-        restore_rng_states(runner_state)
-        if runner_state["envs"] is not None:
-            self.obs = self.envs.load_state_dict(runner_state["envs"])
-            self.info = self.envs.sim.info() if self.team else {}
-        else:  # the ale backend cannot restore mid-episode: restart episodes, keep everything else
-            self.obs, self.info = self.envs.reset(seed=self.run.seed + self.step)
-            self.episode_return[:], self.episode_length[:] = 0, 0
-            self.starting[:] = True
-        eval_path = self.run_dir / "eval.json"
-        if eval_path.exists():
-            self.evaluations = [
-                e for e in json.loads(eval_path.read_text())["evaluations"] if e["step"] <= self.step
-            ]
-
-    def checkpoint(self) -> Path:
-        started, replay = time.monotonic(), self.agent.replay
-        agent_state = {"agent": self.agent.state_dict(), "torch_rng": torch.get_rng_state()}
-        within = (self.phase_index, self.phase_progress) if self.phase_index < len(self.phases) else None
-        previous = self.last_checkpoint / "replay" if self.last_checkpoint is not None else None
-
-        def save_replay(directory: Path) -> None:  # filled blocks; unchanged ones shared with ``previous``
-            replay.save(
-                directory,
-                reuse_from=previous,
-                progress=lambda done, total: self.logger.progress(
-                    self.step, f"writing checkpoint: replay block {done}/{total}"
-                ),
-            )
-
-        path = save_checkpoint(
-            self.run_dir / "checkpoints",
-            self.step,
-            agent_state,
-            self.runner_state(),
-            save_replay if replay is not None else None,
-            self.run.keep_checkpoints,
-            within,
-        )
-        self.last_checkpoint, seconds = path, time.monotonic() - started
-        if seconds > 2:
-            self.logger.message(f"[checkpoint] {path.name} written in {seconds:.1f} s")
-        return path
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> None:
