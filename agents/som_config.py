@@ -98,8 +98,8 @@ class SOMConfig:
 
 PRESETS: dict[str, SOMConfig] = {
     "coin-game": SOMConfig(distinct_goals=True),  # 8 x 8: a 7 x 7 window around the player
-    "recipe-game": SOMConfig(view_radius=4),  # 5 x 5: the window shows the whole board from any cell
-    "door-game": SOMConfig(view_radius=4),
+    "recipe-game": SOMConfig(distinct_goals=True, view_radius=4),  # 5 x 5: the whole board from any cell
+    "door-game": SOMConfig(distinct_goals=True, view_radius=4),
 }
 
 

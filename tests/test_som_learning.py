@@ -1,75 +1,36 @@
-"""SOM's learning checks (minutes each): a frozen TOG network with SOM's inference in its place, and a short
-`anew train som` run whose eval.json carries the inference accuracy."""
+"""SOM's learning checks (minutes): a frozen TOG network with SOM's inference in its place, and a short
+`anew train som` run whose eval.json carries the inference accuracy. Runs go through the runner."""
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
+
 import pytest
 
-from anew.agents.core import AgentSpec, TransitionBatch
-from anew.agents.som import SOMAgent, SOMConfig
-from anew.envs.multiagent import TeamVectorEnv, make_team_env
+import anew
+from anew.agents.som import SOMAgent
 
 COIN_GAME = "anew/CoinGame-SOM-v0"
 
 
-def build(games: int, seed: int, config: SOMConfig) -> tuple[SOMAgent, TeamVectorEnv]:
-    envs = make_team_env(COIN_GAME, games, seed=seed)
-    spec = AgentSpec(envs.single_observation_space, envs.single_action_space, games, seed, "cpu", envs.agents,
-                     envs.agent_facts)  # fmt: skip
-    return SOMAgent(config, spec), envs
-
-
-def train_coin_game(other_model: str, steps: int, seed: int = 0, games: int = 32) -> tuple[SOMAgent, float]:
-    """Train on the coin game with the runner's loop; the mean team return of the last 10% of episodes."""
-    agent, envs = build(games, seed, SOMConfig(other_model=other_model))
-    obs, info = envs.reset(seed=seed)
-    starting, running, returns = np.ones(games, dtype=bool), np.zeros(games), []
-    for _ in range(steps // games):
-        agent.episode_start(starting, explore=True)
-        actions = agent.act(obs, explore=True, info=info)
-        next_obs, reward, terminated, truncated, next_info = envs.step(actions)
-        extras = {k: v for k, v in info.items() if k != "active"} | {"team_reward": next_info["team_reward"]}
-        agent.observe(
-            TransitionBatch(obs, actions, reward, terminated, truncated, next_obs, info["active"], extras)
-        )
-        agent.update()
-        starting = terminated | truncated
-        running += next_info["team_reward"]
-        returns += running[starting].tolist()
-        running[starting] = 0.0
-        obs, info = next_obs, next_info
-    return agent, float(np.mean(returns[-len(returns) // 10 :]))
-
-
-def play_coin_games(agent: SOMAgent, games: int = 512, seed: int = 123) -> tuple[float, dict[str, float]]:
-    """Evaluation episodes (``explore=False``): mean team return and the estimates' accuracy per quarter."""
-    envs = make_team_env(COIN_GAME, games, seed=seed)
-    obs, info = envs.reset(seed=seed)
-    rng, total = np.random.default_rng(seed), np.zeros(games)
-    agent.episode_start(np.ones(games, dtype=bool), explore=False)
-    for _ in range(20):  # one coin-game episode
-        obs, _, terminated, truncated, info = envs.step(agent.act(obs, False, rng=rng, info=info))
-        total += info["team_reward"]
-        agent.episode_start(terminated | truncated, explore=False)
-    return float(total.mean()), agent.evaluation_measures()
-
-
 @pytest.mark.learning
-def test_som_inference_with_a_frozen_tog_network_recovers_the_goal_and_pays() -> None:
+def test_som_inference_with_a_frozen_tog_network_recovers_the_goal_and_pays(tmp_path) -> None:
     """The issue's inference bar on a trained network: train TOG briefly, freeze it, and let SOM's inference
     replace the true goal. The estimate names the other's goal in >= 75% of last-quarter steps, and the
     team scores between playing with the true goal (TOG) and playing with a uniform estimate (no model)."""
-    tog, _ = train_coin_game("tog", 150_000)
-    models = {}
-    for name, changes in (("som", {}), ("uniform", {"inference_lr": 0.0})):
-        models[name], _ = build(1, 0, SOMConfig(other_model="som", **changes))
-        models[name].network.load_state_dict(tog.network.state_dict())
-    true_goal, _ = play_coin_games(tog)
-    inferred, accuracy = play_coin_games(models["som"])
-    uniform, _ = play_coin_games(models["uniform"])
-    assert accuracy["inference_accuracy_q4"] >= 0.75, accuracy
-    assert true_goal >= inferred > uniform, (true_goal, inferred, uniform)
+    run = anew.train("som", env_id=COIN_GAME, other_model="tog", seed=0, num_envs=32, total_steps=150_000,
+                     eval_every=150_000, eval_episodes=32, run_dir=tmp_path / "tog")  # fmt: skip
+    tog = anew.load_agent(run)
+    scores, accuracy = {}, {}
+    for name, changes in (("tog", None), ("som", {}), ("uniform", {"inference_lr": 0.0})):
+        agent = tog
+        if changes is not None:  # the same frozen weights, the true goal replaced by SOM's estimate
+            agent = SOMAgent(dataclasses.replace(tog.config, other_model="som", **changes), tog.spec)
+            agent.network.load_state_dict(tog.network.state_dict())
+        played = anew.evaluate(agent, COIN_GAME, episodes=512, seed=123)
+        scores[name], accuracy[name] = sum(played.returns) / len(played.returns), played.extra
+    assert accuracy["som"]["inference_accuracy_q4"] >= 0.75, accuracy["som"]
+    assert scores["tog"] >= scores["som"] > scores["uniform"], scores
 
 
 @pytest.mark.parametrize("other_model", ["som", "nom"])
