@@ -51,7 +51,13 @@ AGENTS: dict[str, AgentEntry] = {
     "dqn": AgentEntry("anew.agents.dqn", "DQNConfig", "DQNAgent"),
     "rainbow": AgentEntry("anew.agents.rainbow", "RainbowConfig", "RainbowAgent"),
     "ppo": AgentEntry("anew.agents.ppo", "PPOConfig", "PPOAgent"),
-    "pdvf": AgentEntry("anew.agents.pdvf.agent", "PDVFConfig", "PDVFAgent", env_loop=False),
+    "pdvf": AgentEntry(
+        "anew.agents.pdvf.agent",
+        "PDVFConfig",
+        "PDVFAgent",
+        env_loop=False,
+        preset_run_defaults="RUN_DEFAULTS",
+    ),
     "commnet": AgentEntry(
         "anew.agents.commnet", "CommNetConfig", "CommNetAgent", team=True, preset_run_defaults="RUN_DEFAULTS"
     ),

@@ -171,7 +171,7 @@ class Adapter:
     """The test-time procedure for a batch of episode slots, each with its own step count (see module docstring).
 
     ``start(mask, probes, signs)`` begins episodes in the masked slots: ``probes`` the probe policy per slot
-    (-1: draw it at the first ``act`` from that call's generator), ``signs`` +-1 to force the sign (0: the
+    (-1: draw it at the first ``act``, from a deck of the library's probes shuffled by that call's generator), ``signs`` +-1 to force the sign (0: the
     sign rule). After inference each slot's s0, z_d and decoded embedding are in ``initial``, ``dynamics``,
     ``embedding``.
     """
@@ -188,6 +188,7 @@ class Adapter:
         self.models, self.library, self.inf_steps = models, library, inf_steps
         self.low, self.high, self.sign_rule = low, high, sign_rule
         self.device = next(models.parameters()).device
+        self.deck = np.zeros(0, np.int64)  # probe policies still to be drawn
         self.resize(0)
 
     def resize(self, num: int) -> None:
@@ -218,9 +219,11 @@ class Adapter:
         obs = np.asarray(obs, np.float32).reshape(len(obs), -1)
         if len(obs) != len(self.t):  # a batch of another size: every slot starts an episode now
             self.resize(len(obs))
-        pending = self.probes < 0
-        if pending.any():
-            self.probes[pending] = rng.integers(len(self.library), size=int(pending.sum()))
+        pending = np.flatnonzero(self.probes < 0)
+        if len(pending):  # from a shuffled deck of the probe policies: each plays about as often
+            while len(self.deck) < len(pending):
+                self.deck = np.concatenate([self.deck, rng.permutation(self.library.probes)])
+            self.probes[pending], self.deck = self.deck[: len(pending)], self.deck[len(pending) :]
         starting = self.t == 0
         self.initial[starting] = obs[starting]
         observed = np.flatnonzero(self.t <= self.inf_steps)

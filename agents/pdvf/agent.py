@@ -21,13 +21,13 @@ import torch
 
 from anew.agents.core import AgentBase, AgentSpec, EnvFactory, Phase, TransitionBatch
 from anew.agents.pdvf.adapt import Adapter, PDVFModels
-from anew.agents.pdvf.config import PRESETS, PDVFConfig, check_pdvf_config, default_preset
+from anew.agents.pdvf.config import PRESETS, RUN_DEFAULTS, PDVFConfig, check_pdvf_config, default_preset
 from anew.agents.pdvf.pipeline import Pipeline
 from anew.agents.pdvf.policies import PolicyJob, PolicyTraining
 from anew.agents.pdvf.rollouts import PolicyLibrary
 from anew.errors import AnewError
 
-__all__ = ["PRESETS", "PDVFAgent", "PDVFConfig", "default_preset"]
+__all__ = ["PRESETS", "RUN_DEFAULTS", "PDVFAgent", "PDVFConfig", "default_preset"]
 
 
 def _check_spaces(spec: AgentSpec) -> None:
@@ -76,6 +76,8 @@ class PDVFAgent(AgentBase):
             config.learning_signal(),
             config.ppo_tries,
             config.ppo_retry_below,
+            config.ppo_score_episodes,
+            config.max_episode_steps,
         )
         self.pipeline = Pipeline(config, self.models, self.library, self.low, self.high, spec.seed)
         self._library: PolicyLibrary | None = None
@@ -94,7 +96,7 @@ class PDVFAgent(AgentBase):
     def library(self) -> PolicyLibrary:
         """The trained policies, acting deterministically (rebuilt when more have finished)."""
         if self._library is None or len(self._library) != len(self.training.finished):
-            self._library = PolicyLibrary(self.training.policies())
+            self._library = PolicyLibrary(self.training.policies(), self.training.probe_indices())
         return self._library
 
     # ------------------------------------------------------------------ the run contract

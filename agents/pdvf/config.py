@@ -66,10 +66,13 @@ class PDVFConfig:
     ppo_gae_lambda: float = 1.0
     """PPO's GAE lambda (reference 0.95): 1, Monte Carlo advantages of the final reward."""
     ppo_tries: int = 3
-    """Seeds a policy may train with: one whose final training return stays below ``ppo_retry_below`` trains
+    """Seeds a policy may train with: one whose score stays below ``ppo_retry_below`` trains
     again from a new seed and the best is kept (the baselines too). The reference trains 5 seeds per env."""
-    ppo_retry_below: float = 0.3
-    """Training return (env's reward, last quarter of the iterations) under which a policy is trained again."""
+    ppo_retry_below: float = 0.6
+    """Score under which a policy is trained again; policies that never reach it do not probe test envs."""
+    ppo_score_episodes: int = 16
+    """Deterministic episodes in its own envs that score a policy (0: its training return over the last
+    quarter of the iterations, which hid policies that stall when acting deterministically)."""
     ppo_normalize_obs: bool = True
     """PPO normalises observations by running statistics (reference: none). Positions up to 5 saturate the tanh
     layers and many seeds stall without it."""
@@ -130,6 +133,10 @@ class PDVFConfig:
     """Value steps per stage."""
     dagger_aggregate: bool = True
     """Phase 2's "new" rows are those of every stage so far (False: this stage's only, as the reference)."""
+    dagger_best_sign: bool = True
+    """Phase 2 fits both sign rows of a (probe, env) to the better sign's return: W(u) = W(-u), and test time
+    plays the better sign, so that is the return W must rank by (False: each row its own return, as the
+    reference, which pulls W towards the mean of a good and a failed rollout)."""
     dagger_episodes: int = 1
     """Episodes per (probe policy, training env, sign) and stage, as many again held out (reference 1 + 1)."""
 
@@ -185,6 +192,13 @@ PRESETS: dict[str, PDVFConfig] = {
 }
 
 
+# Test episodes per test environment: three per probe policy when all 15 probe (the evaluation draws probes
+# from a shuffled deck), the same count for the baselines.
+RUN_DEFAULTS: dict[str, dict[str, int]] = {
+    preset: {"eval_episodes": 45} for preset in ("spaceship", "nodagger", "ppoall", "ppoenv")
+}
+
+
 def default_preset(env_id: str) -> str:
     return "spaceship"
 
@@ -213,6 +227,8 @@ def check_pdvf_config(config: PDVFConfig) -> None:
     ):
         if getattr(config, name) < 1:
             raise AnewError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(config, name)})")
+    if config.ppo_score_episodes < 0:
+        raise AnewError(f"--ppo-score-episodes must be 0 or more (got {config.ppo_score_episodes})")
     if config.inf_num_steps >= config.max_episode_steps:
         raise AnewError("--inf-num-steps must be smaller than --max-episode-steps")
     if config.return_max <= config.return_min:

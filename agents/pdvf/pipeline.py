@@ -238,13 +238,15 @@ class Pipeline:
             self.restore_best("dagger", [self.models.value])
         return {"losses/value_loss": loss, "losses/value_heldout_loss": heldout}
 
-    def play_both_signs(self, env: int, copies: int, seed: int, make_envs: EnvFactory) -> ValueRows:
-        """Test-time episodes in env ``env``, every probe policy x both signs x ``copies``: their value rows, in
-        slot order copy, then probe, then sign (+ then -)."""
+    def play_both_signs(
+        self, env: int, copies: int, seed: int, make_envs: EnvFactory, probe_set: np.ndarray | None = None
+    ) -> ValueRows:
+        """Test-time episodes in env ``env``, every probe policy (the library's probes, or ``probe_set``) x both
+        signs x ``copies``: their value rows, in slot order copy, then probe, then sign (+ then -)."""
         c = self.config
-        probes_count = len(self.library())
-        probes = np.tile(np.repeat(np.arange(probes_count), 2), copies)
-        signs = np.tile([1, -1], probes_count * copies)
+        chosen = self.library().probes if probe_set is None else probe_set
+        probes = np.tile(np.repeat(chosen, 2), copies)
+        signs = np.tile([1, -1], len(chosen) * copies)
         adapter = self.adapter()
         adapter.start(np.ones(len(probes), dtype=bool), probes, signs)
         rng = np.random.default_rng(seed)
@@ -277,24 +279,29 @@ class Pipeline:
             for env in c.train_envs
         ]
         rows = concat_rows(parts)
-        copy = torch.arange(len(rows["returns"])) // (2 * len(self.library())) % (2 * c.dagger_episodes)
+        paired = rows["returns"].view(-1, 2)
+        logged = {
+            "charts/decoded_return": float(rows["returns"].mean()),
+            "charts/best_sign_return": float(paired.max(dim=1).values.mean()),
+        }
+        if c.dagger_best_sign:  # both rows of a pair: the better sign's return (see the config)
+            rows["returns"] = paired.max(dim=1).values.repeat_interleave(2)
+        copy = (
+            torch.arange(len(rows["returns"])) // (2 * len(self.library().probes)) % (2 * c.dagger_episodes)
+        )
         heldout = copy >= c.dagger_episodes
         new = ({k: v[~heldout] for k, v in rows.items()}, {k: v[heldout] for k, v in rows.items()})
         if c.dagger_aggregate and self.stage_rows is not None:  # DAgger's aggregation: every stage so far
             new = (concat_rows([self.stage_rows[0], new[0]]), concat_rows([self.stage_rows[1], new[1]]))
         self.stage_rows = new
-        paired = rows["returns"].view(-1, 2)
-        return {
-            "charts/decoded_return": float(rows["returns"].mean()),
-            "charts/best_sign_return": float(paired.max(dim=1).values.mean()),
-        }
+        return logged
 
     def calibrate_signs(self, unit: int, make_envs: EnvFactory) -> dict[str, float]:
         """Test env ``unit``: which sign does better from each probe policy, and the mean z_d it saw there."""
         c = self.config
         seed = episode_seed(self.seed, PHASE_TAGS["signs"], unit)
-        rows = self.play_both_signs(c.test_envs[unit], c.sign_episodes, seed, make_envs)
-        count = len(self.library())
+        count = len(self.library())  # every policy: the sign table is indexed by library position
+        rows = self.play_both_signs(c.test_envs[unit], c.sign_episodes, seed, make_envs, np.arange(count))
         returns = rows["returns"].view(c.sign_episodes, count, 2).mean(0)  # [P, sign]
         centroids = rows["dynamics"].view(c.sign_episodes, count, 2, -1).mean(dim=(0, 2))
         signs = torch.where(returns[:, 0] >= returns[:, 1], 1, -1)

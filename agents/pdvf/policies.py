@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from anew.agents.core import AgentSpec, EnvFactory, TransitionBatch
-from anew.agents.pdvf.rollouts import _final_obs, episode_seed
+from anew.agents.pdvf.rollouts import _final_obs, episode_seed, play_in
 from anew.agents.ppo import PPOAgent, PPOConfig
 from anew.errors import AnewError
 
@@ -111,9 +111,13 @@ class _LiveRun:
 class PolicyTraining:
     """Trains ``jobs`` one after another with PPO, one iteration per unit (see the module docstring).
 
-    A policy whose score (``_LiveRun.score``) stays below ``retry_below`` trains again from a new seed, up to
-    ``tries`` seeds, and the best-scoring one is kept: PPO on Spaceship at this budget falls into a local
-    optimum (hovering by the start) in about one seed in five. The units of tries not needed are skipped.
+    A policy whose score stays below ``retry_below`` trains again from a new seed, up to ``tries`` seeds, and
+    the best-scoring one is kept: PPO on Spaceship at this budget falls into a local optimum (hovering by the
+    start) in about one seed in five. The units of tries not needed are skipped. The score is the mean return
+    of ``score_episodes`` deterministic episodes in the job's envs (how the policy will be used: a stochastic
+    training return hid policies that stall when acting deterministically), or with ``score_episodes`` 0 the
+    training return of the last quarter of the iterations (``_LiveRun.score``). Each kept policy's score is in
+    ``scores``; :meth:`probe_indices` names those that reached ``retry_below``.
     """
 
     def __init__(
@@ -126,12 +130,16 @@ class PolicyTraining:
         signal: LearningSignal = LearningSignal(),
         tries: int = 1,
         retry_below: float = 0.0,
+        score_episodes: int = 0,
+        max_episode_steps: int = 1_000,
     ):
         self.ppo_config, self.spec, self.jobs, self.signal = ppo_config, spec, jobs, signal
         self.num_envs, self.seed, self.tries, self.retry_below = num_envs, seed, tries, retry_below
         self.per_iteration = ppo_config.num_steps * num_envs
         self.iterations = [max(1, math.ceil(job.steps / self.per_iteration)) for job in jobs]
+        self.score_episodes, self.max_episode_steps = score_episodes, max_episode_steps
         self.finished: list[dict[str, Any]] = []  # PPO state dicts of the trained policies, in job order
+        self.scores: list[float] = []  # the score of each finished policy
         self.candidate: dict[str, Any] | None = None  # the best try of the current job: {"score", "agent"}
         self.live: _LiveRun | None = None
         self.saved_live: dict[str, Any] | None = None  # a restored live run, rebuilt at the next unit
@@ -183,7 +191,7 @@ class PolicyTraining:
         metrics = self.live.iteration()
         metrics["charts/policy"] = float(job)
         if iteration == self.iterations[job] - 1:
-            score = self.live.score()
+            score = self.score(job, attempt, make_envs)
             metrics["charts/final_return"] = score
             if self.candidate is None or score > self.candidate["score"]:
                 self.candidate = {"score": score, "agent": self.live.agent.state_dict(), "try": attempt}
@@ -191,8 +199,25 @@ class PolicyTraining:
             self.live = None
             if score >= self.retry_below or attempt == self.tries - 1:
                 self.finished.append(self.candidate["agent"])
+                self.scores.append(float(self.candidate["score"]))
                 self.candidate = None
         return metrics
+
+    def score(self, job: int, attempt: int, make_envs: EnvFactory) -> float:
+        """The live policy's score (see the class docstring)."""
+        assert self.live is not None
+        if self.score_episodes <= 0:
+            return self.live.score()
+        agent = self.live.agent
+        seed = episode_seed(self.seed, 103, job, attempt)
+        played = play_in(make_envs, self.score_episodes, seed, lambda obs: agent.act(obs, explore=False),
+                         self.max_episode_steps, **self.jobs[job].options)  # fmt: skip
+        return float(played.rewards.sum(axis=1).mean())
+
+    def probe_indices(self) -> list[int]:
+        """The finished policies whose score reached ``retry_below`` (all of them if none did)."""
+        good = [i for i, score in enumerate(self.scores) if score >= self.retry_below]
+        return good or list(range(len(self.finished)))
 
     def policies(self) -> list[PPOAgent]:
         """The finished policies as PPO agents (for deterministic acting)."""
@@ -205,10 +230,12 @@ class PolicyTraining:
 
     def state_dict(self) -> dict[str, Any]:
         live = self.live.state_dict() if self.live is not None else self.saved_live
-        return {"finished": list(self.finished), "candidate": self.candidate, "live": live}
+        return {"finished": list(self.finished), "scores": list(self.scores), "candidate": self.candidate,
+                "live": live}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.finished, self.candidate = list(state["finished"]), state["candidate"]
+        self.scores = [float(v) for v in state.get("scores", [float("inf")] * len(self.finished))]
         if self.live is not None:
             self.live.envs.close()
         self.live, self.saved_live = None, state["live"]

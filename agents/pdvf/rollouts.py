@@ -108,10 +108,12 @@ def with_noise(act: ActFn, std: float, low: np.ndarray, high: np.ndarray, seed: 
 
 class PolicyLibrary:
     """Deterministic acting with a list of trained policies (anything with ``act(obs, explore=False)``):
-    slot i acts with policy ``which[i]``."""
+    slot i acts with policy ``which[i]``. ``probes`` are the indices fit to probe a new environment (the
+    policies that learned their own; all by default)."""
 
-    def __init__(self, policies: Sequence[Any]):
+    def __init__(self, policies: Sequence[Any], probes: Sequence[int] | None = None):
         self.policies = list(policies)
+        self.probes = np.asarray(range(len(self.policies)) if probes is None else probes, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.policies)
