@@ -22,7 +22,7 @@ from anew.agents.core import AgentSpec
 from anew.agents.pdvf.adapt import Adapter, PDVFModels, SignTable
 from anew.agents.pdvf.agent import PRESETS, PDVFAgent
 from anew.agents.pdvf.policies import LearningSignal
-from anew.agents.pdvf.rollouts import PolicyLibrary, play_in
+from anew.agents.pdvf.rollouts import PolicyLibrary, episode_seed, play_in
 from anew.agents.pdvf.training import mixed_rows
 from anew.envs import make_vector_env
 from anew.errors import AnewError
@@ -165,6 +165,48 @@ def test_a_policy_below_the_bar_trains_again_from_a_new_seed():
         agent.training.new_agent(0, attempt).network.state_dict()["actor.0.weight"] for attempt in (0, 1)
     ]
     assert not torch.equal(*weights)  # each try starts from its own seed
+
+
+def test_a_policy_is_scored_by_deterministic_episodes_and_only_good_ones_probe():
+    agent = tiny_agent(train_envs=(0, 5), ppo_tries=1, ppo_score_episodes=4)
+    work(agent, "policies", range(agent.training.units))
+    for job, (policy, score) in enumerate(zip(agent.training.policies(), agent.training.scores, strict=True)):
+        seed = episode_seed(agent.spec.seed, 103, job, 0)
+        played = play_in(make_envs, 4, seed, lambda obs, p=policy: p.act(obs, explore=False),
+                         agent.config.max_episode_steps, env_index=(0, 5)[job])  # fmt: skip
+        assert score == pytest.approx(float(played.rewards.sum(axis=1).mean()))
+    agent.training.scores = [0.9, 0.1]
+    assert agent.training.probe_indices() == [0] and agent.library().probes.tolist() == [0]
+    agent.training.scores = [0.1, 0.2]  # none reached the bar: every policy probes rather than none
+    assert agent.training.probe_indices() == [0, 1]
+    restored = tiny_agent(train_envs=(0, 5), ppo_tries=1, ppo_score_episodes=4)
+    restored.load_state_dict(round_trip(agent.state_dict()))
+    assert restored.training.scores == [0.1, 0.2]
+
+
+def test_the_adapter_draws_each_probe_equally_often_and_only_probes():
+    models = PDVFModels(2, 2, 8, 8, 16, 0.0, 32, True, torch.Generator().manual_seed(0))
+    scripted = [_Scripted((0.0, 1.0)), _Scripted((1.0, -2.0)), _Scripted((0.5, 0.5))]
+    low, high = -np.full(2, 3, np.float32), np.full(2, 3, np.float32)
+    adapter = Adapter(models, PolicyLibrary(scripted, probes=[0, 2]), 1, low, high, SignTable())
+    rng, drawn = np.random.default_rng(0), []
+    for _ in range(3):  # three batches of 4 episodes: 12 draws, 6 per probe
+        adapter.start(np.ones(4, dtype=bool))
+        adapter.act(np.full((4, 2), 2.5, np.float32), rng)
+        drawn += adapter.probes.tolist()
+    assert sorted(drawn) == [0] * 6 + [2] * 6 and drawn[:6] != drawn[6:]
+
+
+def test_phase_two_fits_both_sign_rows_to_the_better_signs_return():
+    for best_sign in (True, False):
+        agent = tiny_agent(dagger_best_sign=best_sign, dagger_stages=1)
+        for phase in agent.phases(make_envs):
+            if phase.name in ("signs",):
+                break
+            for unit in range(phase.units):
+                phase.work(unit)
+        pairs = agent.pipeline.stage_rows[0]["returns"].view(-1, 2)
+        assert torch.equal(pairs[:, 0], pairs[:, 1]) == best_sign
 
 
 def test_config_checks_name_the_flag():
