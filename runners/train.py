@@ -86,6 +86,13 @@ class Trainer(RunState):
                 agent_name, config, agent_spec(self.envs, run.num_envs, run.seed, self.device)
             )
         self.agent = agent
+        curriculum = sorted(set(agent.env_options()) & set(run.env_kwargs))
+        if curriculum:  # the agent changes these between training episodes: a fixed value would be ignored
+            flags = ", ".join("--" + name.replace("_", "-") for name in curriculum)
+            raise AnewError(
+                f"{flags}: {agent_name}'s curriculum sets this during training and evaluation runs at its final "
+                f"value; drop {flags}, or turn the curriculum off (commnet: --curriculum-end 0) to train at it"
+            )
         self.step = 0
         self.last_checkpoint: Path | None = None  # written or resumed from: its replay blocks are shared
         self.phase_index, self.phase_progress = 0, 0  # the phase running now and its units done

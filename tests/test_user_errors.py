@@ -166,3 +166,16 @@ def test_convert_names_the_flag_for_a_rainbow_checkpoint(fixtures_dir: Path, tmp
     assert main(argv) == 2
     line = one_error_line(capsys)
     assert "--kind rainbow" in line and "kind='rainbow'" not in line
+
+
+def test_an_env_option_the_curriculum_sets_is_refused_with_the_fix(tmp_path: Path, capsys) -> None:
+    argv = ["train", "commnet", "--env-id", "anew/TrafficJunction-easy-v0", "--p-arrive", "0.2",
+            "--total-steps", "100", "--run-dir", str(tmp_path / "r")]  # fmt: skip
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert (
+        "--p-arrive: commnet's curriculum sets this during training" in line and "--curriculum-end 0" in line
+    )
+    assert not (tmp_path / "r").exists()
+    argv[argv.index("--total-steps") : argv.index("--total-steps")] = ["--curriculum-end", "0"]
+    assert main(argv) == 0  # no curriculum: training runs at the fixed value
