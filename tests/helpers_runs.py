@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
 def same_final_networks(whole: Path, other: Path, step: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -17,3 +18,14 @@ def same_final_networks(whole: Path, other: Path, step: int) -> tuple[dict[str, 
         for name, tensor in a[net].items():
             assert torch.equal(tensor, b[net][name]), f"{net}.{name} differs"
     return a, b
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every TensorBoard scalar the run logged, as (step, value) pairs by tag (charts/SPS left out: it is timing)."""
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)]
+        for tag in events.Tags()["scalars"]
+        if tag != "charts/SPS"
+    }

@@ -5,13 +5,11 @@ recurrent state all come back)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from pathlib import Path
 
 import torch
-from test_resume import anew, scalars
+from helpers_kill import anew, resume_and_finish, sigkill_when
+from helpers_runs import scalars
 
 ARGS = [
     "--env-id",
@@ -38,17 +36,10 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     reference = anew("train", "commnet", "--run-dir", str(whole), *ARGS)
     victim = anew("train", "commnet", "--run-dir", str(killed), *ARGS)
     first = killed / "checkpoints" / "step_000000000800"  # step 50 of the sim: mid-episode (20-step episodes)
-    while not first.exists():
-        assert victim.poll() is None, victim.stderr.read().decode()
-        time.sleep(0.01)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
-    assert victim.returncode == -signal.SIGKILL
+    sigkill_when(victim, first.exists)
     assert not (killed / "checkpoints" / "step_000000003200").exists()
 
-    resumed = anew("resume", str(killed))
-    assert resumed.wait() == 0, resumed.stderr.read().decode()
-    assert reference.wait() == 0, reference.stderr.read().decode()
+    resume_and_finish(killed, reference)
 
     final = "checkpoints/step_000000003200/agent.pt"
     a, b = (torch.load(d / final, weights_only=True)["agent"] for d in (whole, killed))

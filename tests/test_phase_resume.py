@@ -4,13 +4,10 @@ same run left alone: the offline phase is a phase of the run, and its checkpoint
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from pathlib import Path
 
-from helpers_runs import same_final_networks
-from test_resume import anew, scalars
+from helpers_kill import anew, resume_and_finish, sigkill_when
+from helpers_runs import same_final_networks, scalars
 
 STUDENT = [
     "--env-id",
@@ -58,19 +55,12 @@ def test_killed_in_the_offline_phase_resumes_exactly(teacher_run: Path, tmp_path
     reference = anew(*argv, "--run-dir", str(whole))
     victim = anew(*argv, "--run-dir", str(killed))
     inside = killed / "checkpoints" / "step_000000000000.00.000000001000"  # offline phase, 1000 updates done
-    while not inside.exists():
-        assert victim.poll() is None, victim.stderr.read().decode()
-        time.sleep(0.01)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
-    assert victim.returncode == -signal.SIGKILL
+    sigkill_when(victim, inside.exists)
     names = [p.name for p in (killed / "checkpoints").iterdir() if not p.name.startswith(".")]
     assert all(name.startswith("step_000000000000.00.") for name in names), names  # still offline
     assert json.loads((inside / "runner.json").read_text())["phase"] == "offline"
 
-    resumed = anew("resume", str(killed))
-    assert resumed.wait() == 0, resumed.stderr.read().decode()
-    assert reference.wait() == 0, reference.stderr.read().decode()
+    resume_and_finish(killed, reference)
 
     a, b = same_final_networks(whole, killed, 300)
     assert a["reincarnation"] == b["reincarnation"] and a["reincarnation"]["offline_updates"] == 3000
