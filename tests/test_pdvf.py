@@ -7,16 +7,12 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers_kill import anew, resume_and_finish, sigkill_when
 
 from anew.agents.core import AgentSpec
 from anew.agents.pdvf.adapt import Adapter, PDVFModels, SignTable
@@ -266,28 +262,15 @@ def test_baselines_run_through_the_same_command(tmp_path: Path, preset: str, ind
     assert document["config"]["agent_config"]["method"] == preset.split("-")[0]
 
 
-def _anew(*argv: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "anew.runners.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-
-
 def test_sigkill_in_the_dagger_phase_then_resume_equals_uninterrupted(tmp_path: Path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     args = [*TINY, "--seed", "4", "--checkpoint-every", "4", "--dagger-epochs", "60"]
-    reference = _anew("train", "pdvf", "--run-dir", str(whole), *args)
-    victim = _anew("train", "pdvf", "--run-dir", str(killed), *args)
+    reference = anew("train", "pdvf", "--run-dir", str(whole), *args)
+    victim = anew("train", "pdvf", "--run-dir", str(killed), *args)
     dagger_index = 5  # policies, episodes, dynamics, policy_embedding, value, dagger
-    while not list((killed / "checkpoints").glob(f"step_*.{dagger_index:02d}.*")):
-        assert victim.poll() is None, victim.stderr.read().decode()
-        time.sleep(0.01)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
-    assert victim.returncode == -signal.SIGKILL
+    sigkill_when(victim, lambda: list((killed / "checkpoints").glob(f"step_*.{dagger_index:02d}.*")))
     assert not (killed / "eval.json").exists()  # it really stopped inside the pipeline
-    resumed = _anew("resume", str(killed))
-    assert resumed.wait() == 0, resumed.stderr.read().decode()
-    assert reference.wait() == 0, reference.stderr.read().decode()
+    resume_and_finish(killed, reference)
     evaluations = [json.loads((d / "eval.json").read_text())["evaluations"] for d in (whole, killed)]
     assert evaluations[0] == evaluations[1]
     final = "checkpoints/step_000000000000/agent.pt"
