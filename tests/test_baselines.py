@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from helpers_agents import small_dqn
+from helpers_agents import FixedQ, small_dqn, step_cartpole
 
 from anew.agents.core import AgentSpec, TransitionBatch
 from anew.errors import AnewError
@@ -37,15 +37,6 @@ CONFIG = ReincarnationConfig(
     online_epsilon_decay_steps=50,
     jsrl_max_roll_in=10,
 )
-
-
-class FixedQ(torch.nn.Module):
-    def __init__(self, values: list[float]):
-        super().__init__()
-        self.values = torch.tensor(values)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.values.expand(obs.shape[0], -1)
 
 
 # ---------------------------------------------------------------------- loss terms
@@ -169,24 +160,8 @@ def test_each_method_runs_a_few_steps(name):
             metrics = student.offline_update()
         assert metrics[f"losses/{METHODS[name].offline.name}_loss"] >= 0
         student.start_online()
-    env = gym.make("CartPole-v1")
-    obs, _ = env.reset(seed=0)
     before = [p.detach().clone() for p in agent.online.parameters()]
-    for _ in range(40):
-        action = student.act(obs[None])
-        next_obs, reward, terminated, truncated, _ = env.step(int(action[0]))
-        student.observe(
-            TransitionBatch(
-                obs[None],
-                action,
-                np.array([reward]),
-                np.array([terminated]),
-                np.array([truncated]),
-                next_obs[None],
-            )
-        )
-        student.update()
-        obs = next_obs if not (terminated or truncated) else env.reset()[0]
+    step_cartpole(student, 40)
     assert agent.steps == 40 and agent.updates == 6
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.online.parameters()))
     if hasattr(student, "record_score"):

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from helpers_agents import BOX, small_dqn
+from helpers_agents import BOX, small_dqn, step_cartpole
 
 from anew.agents.core import AgentSpec, TransitionBatch
 from anew.agents.replay import ReplaySample
@@ -169,24 +169,7 @@ def test_rainbow_student_distills_expected_q_with_importance_weights():
     teacher = Teacher.from_agent(small_dqn())
     student = ReincarnatingStudent(agent, teacher, CONFIG, METHODS["kickstarting"])
     assert student.epsilon == 0.0  # noisy nets explore by themselves
-    env = gym.make("CartPole-v1")
-    obs, _ = env.reset(seed=0)
-    metrics = {}
-    for _ in range(40):
-        action = student.act(obs[None])
-        next_obs, reward, terminated, truncated, _ = env.step(int(action[0]))
-        student.observe(
-            TransitionBatch(
-                obs[None],
-                action,
-                np.array([reward]),
-                np.array([terminated]),
-                np.array([truncated]),
-                next_obs[None],
-            )
-        )
-        metrics = student.update() or metrics
-        obs = next_obs if not (terminated or truncated) else env.reset()[0]
+    metrics = step_cartpole(student, 40)
     assert (
         agent.updates == 6 and metrics["charts/distill_coeff"] == 1.0 and metrics["losses/distill_loss"] > 0
     )
@@ -261,24 +244,7 @@ def test_exploration_counts_offline_steps_and_has_no_warmup():
 
 def test_online_updates_follow_the_agent_schedule_and_store_own_data():
     student, agent, _ = make_student("kickstarting")
-    env = gym.make("CartPole-v1")
-    obs, _ = env.reset(seed=0)
-    metrics = {}
-    for _ in range(60):
-        action = student.act(obs[None])
-        next_obs, reward, terminated, truncated, _ = env.step(int(action[0]))
-        student.observe(
-            TransitionBatch(
-                obs[None],
-                action,
-                np.array([reward]),
-                np.array([terminated]),
-                np.array([truncated]),
-                next_obs[None],
-            )
-        )
-        metrics = student.update() or metrics
-        obs = next_obs if not (terminated or truncated) else env.reset()[0]
+    metrics = step_cartpole(student, 60)
     # learning starts at 20, then 2 gradient steps every 10 agent steps: bursts at 20..60 -> 5 x 2.
     assert agent.updates == 10 and agent.steps == 60
     assert "losses/distill_loss" in metrics and metrics["charts/distill_coeff"] == 3.0

@@ -7,7 +7,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
-from helpers_agents import small_dqn
+from helpers_agents import FixedQ, small_dqn
 
 from anew.agents.replay import ReplayBuffer
 from anew.envs import make_vector_env
@@ -26,17 +26,6 @@ from anew.runners.teacher_setup import load_teacher
 torch.set_num_threads(1)
 # The preset's schedule, with 1-step rows: the tests below read discounts of 0 or gamma.
 small_agent = partial(small_dqn, quick=False, n_step=1)
-
-
-class FixedQ(torch.nn.Module):
-    """Q-values that ignore the input: a teacher whose greedy action is known."""
-
-    def __init__(self, values: list[float]):
-        super().__init__()
-        self.values = torch.tensor(values)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.values.expand(obs.shape[0], -1)
 
 
 def test_teacher_from_agent_is_a_frozen_copy():
