@@ -172,7 +172,8 @@ def command_match(args: argparse.Namespace) -> None:
 
 
 def command_speed(args: argparse.Namespace) -> None:
-    """Acting cost per vector step of SOM (choose + inference) against NOM (choose only), same network size."""
+    """Acting cost per vector step of SOM (choose + inference) against NOM (choose only), same network size, in
+    CPU seconds of this single-threaded process."""
     torch.set_num_threads(1)
     for games in (32, 256):
         seconds = {}
@@ -180,12 +181,12 @@ def command_speed(args: argparse.Namespace) -> None:
             agent, envs = build(args.env, games, 0, other_model=model)
             obs, info = envs.reset(seed=0)
             agent.episode_start(np.ones(games, dtype=bool), explore=True)
-            steps, start = 200, time.perf_counter()
+            steps, start = 200, time.process_time()  # CPU time: robust to other jobs on the machine
             for _ in range(steps):
                 obs, _, terminated, truncated, info = envs.step(agent.act(obs, explore=True, info=info))
                 agent.pending = None  # acting only: nothing to learn from
                 agent.episode_start(terminated | truncated, explore=True)
-            seconds[model] = (time.perf_counter() - start) / steps
+            seconds[model] = (time.process_time() - start) / steps
         extra = seconds["som"] - seconds["nom"]
         print(f"{games} games: NOM {seconds['nom'] * 1e3:.2f} ms/step, SOM {seconds['som'] * 1e3:.2f} ms/step; "
               f"inference {extra * 1e3:.2f} ms per vector step = {extra / games * 1e6:.1f} us per game step")  # fmt: skip
