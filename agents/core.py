@@ -33,6 +33,9 @@ class AgentSpec:
     """What a world declares about its observations for agents that need it, since agents never import envs
     (the SOM games: ``swap_index``, the channel order that swaps "self" and "other", and ``num_goals``, the
     goal one-hot planes at the end of the channels)."""
+    load_agent: Callable[[str], Any] | None = None
+    """How to load a saved agent (a run folder or a checkpoint) ready to act, for agents that play against one
+    (SOM's ``--opponent PATH``); the runner provides it, since agents never import the runner."""
 
     @property
     def is_team(self) -> bool:

@@ -35,7 +35,7 @@ from torch import nn
 
 from anew.agents.commnet_buffer import EpisodeBuffer
 from anew.agents.core import AgentBase, AgentSpec, TransitionBatch
-from anew.agents.som_config import PRESETS, SOMConfig, check_som_config, default_preset
+from anew.agents.som_config import OPPONENTS, PRESETS, SOMConfig, check_som_config, default_preset
 from anew.agents.som_episodes import EpisodeState
 from anew.agents.som_inference import estimate, other_board, som_update, split_goal, uninformative
 from anew.agents.som_losses import actor_critic_losses, masked_cross_entropy, turn_based_advantages
@@ -87,6 +87,8 @@ class SOMAgent(AgentBase):
         self.optimizer = torch.optim.Adam(self.parameters(), lr=config.lr, eps=config.adam_eps)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(int(np.random.SeedSequence([spec.seed, 2_018]).generate_state(1)[0]))
+        # a saved opponent: one copy per mode, each acting in its own evaluation mode (any number of games)
+        self.opponents = {explore: self.load_opponent() for explore in (True, False)}
         seats = [config.opponent == "self" or config.seat == slot for slot in range(2)]
         self.controlled = torch.tensor(seats, device=self.device)  # the slots it plays (and trains)
         self.episodes: dict[bool, EpisodeState] = {True: self.new_state(spec.num_envs)}
@@ -95,6 +97,26 @@ class SOMAgent(AgentBase):
         self.latest_accuracy: dict[str, float] = {}
         self.steps = 0
         self.updates = 0
+
+    def load_opponent(self) -> SOMAgent | None:
+        """The saved agent named by ``opponent`` (None for self-play or random moves), checked to fit."""
+        path = self.config.opponent
+        if path in OPPONENTS:
+            return None
+        if self.spec.load_agent is None:
+            raise AnewError(f"--opponent {path}: this caller cannot load saved agents (use `anew train som`)")
+        opponent = self.spec.load_agent(path)
+        fits = (
+            isinstance(opponent, SOMAgent)
+            and opponent.spec.observation_space == self.spec.observation_space
+            and opponent.num_actions == self.num_actions
+        )
+        if not fits:
+            raise AnewError(
+                f"--opponent {path} is not a SOM-family agent (som, nom, tog, ipp, spp) of this game: train one "
+                "with `anew train som --env-id <this game>` and pass its run folder"
+            )
+        return opponent
 
     def parameters(self) -> list[nn.Parameter]:
         """Every trained weight: the network's and SPP's predictor's."""
@@ -117,6 +139,9 @@ class SOMAgent(AgentBase):
     def episode_start(self, mask: np.ndarray, explore: bool = True) -> None:
         """Reset the estimates of the other's goal in the games where ``mask`` is true (each mode its own)."""
         self.episode_state(explore, len(mask)).episode_start(mask)
+        opponent = self.opponents[explore]
+        if opponent is not None:
+            opponent.episode_start(mask, explore=False)
 
     # ------------------------------------------------------------------ acting
     def tensor(self, array: Any, dtype: Any = None) -> torch.Tensor:
@@ -198,9 +223,12 @@ class SOMAgent(AgentBase):
         actions = (
             sample_categorical(probs, uniforms) if explore or self.config.eval_sample else probs.argmax(-1)
         )
+        seat, opponent = 1 - self.config.seat, self.opponents[explore]
         if self.config.opponent == "random":  # the uniform draw of the opponent's seat picks its move
-            seat = 1 - self.config.seat
             actions[:, seat] = (uniforms[:, seat] * self.num_actions).long().clamp(max=self.num_actions - 1)
+        elif opponent is not None:
+            moves = opponent.choose(obs, False, rng, info)[:, seat]
+            actions[:, seat] = torch.as_tensor(moves, device=self.device)
         if explore:
             self.pending = (other, torch.log_softmax(logits, dim=-1).gather(-1, actions[..., None])[..., 0])
         return actions.cpu().numpy().astype(np.int64)
@@ -211,7 +239,10 @@ class SOMAgent(AgentBase):
     ) -> None:
         """The moves ``actions [games, 2]`` were played at ``obs``: record how often the estimates named the
         other's goal (when ``info`` has the true goals), then each controlled player that saw the other move
-        updates its estimate (som; a no-op for the baselines)."""
+        updates its estimate (som; a no-op for the baselines). A saved opponent witnesses them too."""
+        opponent = self.opponents[explore]
+        if opponent is not None:
+            opponent.witness(obs, actions, False, info)
         if self.config.other_model != "som":
             return
         obs_t, games = self.tensor(obs, np.float32), len(obs)
@@ -368,7 +399,14 @@ class SOMAgent(AgentBase):
             "latest_accuracy": dict(self.latest_accuracy),
             "steps": self.steps,
             "updates": self.updates,
-        }
+        } | self.opponent_state()
+
+    def opponent_state(self) -> dict[str, Any]:
+        """The saved opponent's estimates in the running training episodes (its weights are its run's)."""
+        opponent = self.opponents[True]
+        if opponent is None or False not in opponent.episodes:
+            return {}
+        return {"opponent_episodes": opponent.episodes[False].state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["network"])
@@ -384,3 +422,7 @@ class SOMAgent(AgentBase):
             return  # another number of games (e.g. `anew evaluate`): acting is restored, training starts afresh
         self.episodes[True].load_state_dict(state["episodes"])
         self.buffer.load_state_dict(state["buffer"])
+        opponent = self.opponents[True]
+        if opponent is not None and "opponent_episodes" in state:
+            saved = state["opponent_episodes"]
+            opponent.episode_state(False, saved["logits"].shape[0]).load_state_dict(saved)

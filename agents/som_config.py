@@ -36,7 +36,8 @@ class SOMConfig:
     """som (inferred goal), nom (no model of the other), tog (true other goal), ipp (auxiliary head predicting the
     other's action), spp (separate predictor of the other's action, fed to the policy)."""
     opponent: str = "self"
-    """Who plays slot 1: self (the same network, self-play) or random (uniform moves, not trained)."""
+    """Who plays the other seat: self (the same network, self-play), random (uniform moves) or the path of a
+    saved SOM-family run or checkpoint of the same game (it plays as it was evaluated, and is not trained)."""
     seat: int = 0
     """With an opponent, the slot this agent plays (the opponent plays the other)."""
     inference_steps: int = 5
@@ -117,10 +118,8 @@ def check_som_config(config: SOMConfig) -> None:
         raise AnewError(
             f"--other-model must be one of {', '.join(OTHER_MODELS)} (got {config.other_model!r})"
         )
-    if config.opponent not in OPPONENTS:
-        raise AnewError(
-            f"--opponent {config.opponent!r} is not supported yet: use self (self-play) or random"
-        )
+    if not config.opponent:
+        raise AnewError("--opponent must be self, random or the path of a saved SOM-family run")
     if config.torso not in ("conv", "mlp", "bilinear"):
         raise AnewError(f"--torso must be conv, mlp or bilinear (got {config.torso!r})")
     if config.seat not in (0, 1):

@@ -46,6 +46,7 @@ def agent_spec(envs: Any, num_envs: int, seed: int, device: str) -> AgentSpec:
             device,
             envs.agents,
             envs.agent_facts,
+            lambda path: load_agent_from_checkpoint(path)[0],
         )
     return AgentSpec(envs.single_observation_space, envs.single_action_space, num_envs, seed, device)
 
