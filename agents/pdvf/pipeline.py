@@ -17,7 +17,13 @@
 
 Differences from the reference: the probe transition and the rollout it scores are one episode (the
 reference re-draws theta in between); the policy decoder is not fine-tuned in phase 2 (the reference's
-targets there are the decoder's own actions, a fixed point).
+targets there are the decoder's own actions, a fixed point, and its evaluation loads the phase-(c) decoder);
+phase 2 fits both sign rows of a pair to the better sign's return (``dagger_best_sign``: W(u) = W(-u)); only
+policies that scored at least ``ppo_retry_below`` probe (the reference's 15 probes are well-trained seeds).
+Read in the reference (an audit, not run): its probe transition is taken after the probe's whole episode, on
+an env that auto-reset to index 0, so its z_d always comes from env 0; and phase 1 stores z_pi = 0 for every
+episode that ends before step 50 (an in-place mask on a tensor already pushed), so its W learns mostly from
+the phase-2 rows. anew infers z_d from the test env itself and fits phase 1 on the real embeddings.
 """
 
 from __future__ import annotations
