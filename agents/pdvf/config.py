@@ -227,8 +227,6 @@ def check_pdvf_config(config: PDVFConfig) -> None:
     ):
         if getattr(config, name) < 1:
             raise AnewError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(config, name)})")
-    if config.ppo_score_episodes < 0:
-        raise AnewError(f"--ppo-score-episodes must be 0 or more (got {config.ppo_score_episodes})")
     if config.inf_num_steps >= config.max_episode_steps:
         raise AnewError("--inf-num-steps must be smaller than --max-episode-steps")
     if config.return_max <= config.return_min:

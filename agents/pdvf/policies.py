@@ -212,7 +212,7 @@ class PolicyTraining:
         seed = episode_seed(self.seed, 103, job, attempt)
         played = play_in(make_envs, self.score_episodes, seed, lambda obs: agent.act(obs, explore=False),
                          self.max_episode_steps, **self.jobs[job].options)  # fmt: skip
-        return float(played.rewards.sum(axis=1).mean())
+        return float(played.returns(1.0).mean())
 
     def probe_indices(self) -> list[int]:
         """The finished policies whose score reached ``retry_below`` (all of them if none did)."""
