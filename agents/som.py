@@ -25,6 +25,7 @@ with the moves played (``benchmarks/bench_som.py``).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import gymnasium as gym
@@ -88,7 +89,8 @@ class SOMAgent(AgentBase):
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(int(np.random.SeedSequence([spec.seed, 2_018]).generate_state(1)[0]))
         # a saved opponent: one copy per mode, each acting in its own evaluation mode (any number of games)
-        self.opponents = {explore: self.load_opponent() for explore in (True, False)}
+        opponent = self.load_opponent()
+        self.opponents = {True: opponent, False: copy.deepcopy(opponent)}
         seats = [config.opponent == "self" or config.seat == slot for slot in range(2)]
         self.controlled = torch.tensor(seats, device=self.device)  # the slots it plays (and trains)
         self.episodes: dict[bool, EpisodeState] = {True: self.new_state(spec.num_envs)}
@@ -158,16 +160,16 @@ class SOMAgent(AgentBase):
         """What f gets for the other ``[games, 2, width]``: the estimate (som), the true goal (tog), the
         predicted action distribution (spp) or nothing (nom, ipp)."""
         model, games = self.config.other_model, goal.shape[0]
-        excluded = goal > 0.5 if self.config.distinct_goals else None
+        if model == "tog" and true_goals is None:
+            raise AnewError(
+                "--other-model tog needs the true goals in info['goal'] (the SOM games give them)"
+            )
         if model in ("som", "tog"):
-            if model == "som":
-                goal_input = estimate(logits, excluded)
-            elif true_goals is None:
-                raise AnewError(
-                    "--other-model tog needs the true goals in info['goal'] (the SOM games give them)"
-                )
-            else:
-                goal_input = F.one_hot(true_goals[:, [1, 0]].long(), self.num_goals).float()
+            goal_input = (
+                estimate(logits, goal > 0.5 if self.config.distinct_goals else None)
+                if model == "som"
+                else F.one_hot(true_goals[:, [1, 0]].long(), self.num_goals).float()
+            )
             if self.config.centre_goal_input:  # zero when nothing is known
                 goal_input = goal_input - uninformative(goal, self.config.distinct_goals)
             return goal_input
