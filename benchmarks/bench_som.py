@@ -31,8 +31,10 @@ from anew.agents.som import PRESETS, SOMAgent, default_preset
 from anew.envs.multiagent import make_team_env
 
 
-def build(env_id: str, games: int, seed: int, **changes) -> tuple[SOMAgent, object]:
-    envs = make_team_env(env_id, games, seed=seed)
+def build(
+    env_id: str, games: int, seed: int, env_kwargs: dict | None = None, **changes
+) -> tuple[SOMAgent, object]:
+    envs = make_team_env(env_id, games, seed=seed, **(env_kwargs or {}))
     spec = AgentSpec(envs.single_observation_space, envs.single_action_space, games, seed, "cpu", envs.agents,
                      envs.agent_facts)  # fmt: skip
     config = dataclasses.replace(PRESETS[default_preset(env_id)], **changes)
@@ -64,9 +66,9 @@ def train(agent: SOMAgent, envs, steps: int, seed: int) -> dict[str, float]:
             "train_seconds": time.perf_counter() - start, "diagnostics": agent.diagnostics()}  # fmt: skip
 
 
-def evaluate(agent: SOMAgent, env_id: str, games: int, seed: int) -> dict[str, float]:
+def evaluate(agent: SOMAgent, env_id: str, games: int, seed: int, env_kwargs: dict) -> dict[str, float]:
     """One episode in each of ``games`` fresh games with the evaluation policy and episode state."""
-    envs = make_team_env(env_id, games, seed=seed)
+    envs = make_team_env(env_id, games, seed=seed, **env_kwargs)
     obs, info = envs.reset(seed=seed)
     rng = np.random.default_rng(seed)
     returns, over = np.zeros(games), np.zeros(games, dtype=bool)
@@ -85,10 +87,12 @@ def evaluate(agent: SOMAgent, env_id: str, games: int, seed: int) -> dict[str, f
     return result | agent.evaluation_measures()
 
 
-def match(first: SOMAgent, second: SOMAgent, env_id: str, games: int, seed: int) -> np.ndarray:
+def match(
+    first: SOMAgent, second: SOMAgent, env_id: str, games: int, seed: int, env_kwargs: dict
+) -> np.ndarray:
     """Rewards of ``first`` (seat 0) and ``second`` (seat 1) over one episode of ``games`` games: each chooses
     for its seat, both witness the moves played."""
-    envs = make_team_env(env_id, games, seed=seed)
+    envs = make_team_env(env_id, games, seed=seed, **env_kwargs)
     obs, info = envs.reset(seed=seed)
     rng = np.random.default_rng(seed)
     totals, over = np.zeros((games, 2)), np.zeros(games, dtype=bool)
@@ -107,11 +111,14 @@ def match(first: SOMAgent, second: SOMAgent, env_id: str, games: int, seed: int)
 
 def command_train(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
-    agent, envs = build(args.env, args.envs, args.seed, other_model=args.model, **json.loads(args.config))
-    row = {"env": args.env, "model": args.model, "seed": args.seed, "steps": args.steps, "envs": args.envs,
-           "config": json.loads(args.config)}  # fmt: skip
+    env_kwargs = json.loads(args.env_kwargs)
+    agent, envs = build(
+        args.env, args.envs, args.seed, env_kwargs, other_model=args.model, **json.loads(args.config)
+    )
+    row = {"env": args.env, "env_kwargs": env_kwargs, "model": args.model, "seed": args.seed, "steps": args.steps,
+           "envs": args.envs, "config": json.loads(args.config)}  # fmt: skip
     row |= train(agent, envs, args.steps, args.seed)
-    row |= evaluate(agent, args.env, args.eval_games, 10_000 + args.seed)
+    row |= evaluate(agent, args.env, args.eval_games, 10_000 + args.seed, env_kwargs)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(agent.network.state_dict(), out.with_name(f"{out.stem}_{args.model}_{args.seed}.pt"))
@@ -149,20 +156,26 @@ def command_summary(args: argparse.Namespace) -> None:
 
 def command_match(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
-    out, wins = Path(args.out), []
+    out, wins, env_kwargs = Path(args.out), [], json.loads(args.env_kwargs)
     seeds = sorted({json.loads(line)["seed"] for line in out.read_text().splitlines() if line.strip()})
     for seed in seeds:
         players = {}
         for model, seat in (("som", 0), ("nom", 1)):
             for where in (0, 1):
                 agent, _ = build(
-                    args.env, 1, seed, other_model=model, opponent="random", seat=(seat + where) % 2
+                    args.env,
+                    1,
+                    seed,
+                    env_kwargs,
+                    other_model=model,
+                    opponent="random",
+                    seat=(seat + where) % 2,
                 )
                 agent.network.load_state_dict(torch.load(out.with_name(f"{out.stem}_{model}_{seed}.pt")))
                 players[model, where] = agent
         for where in (0, 1):  # where = 0: SOM in seat 0; 1: SOM in seat 1
             seated = [players["som", where], players["nom", where]][:: 1 if where == 0 else -1]
-            totals = match(seated[0], seated[1], args.env, args.games, 20_000 + seed)
+            totals = match(seated[0], seated[1], args.env, args.games, 20_000 + seed, env_kwargs)
             som_seat = where
             wins.append(float((totals[:, som_seat] > totals[:, 1 - som_seat]).mean()))
             draws = float((totals[:, 0] == totals[:, 1]).mean())
@@ -205,6 +218,9 @@ def main() -> None:
     parser.add_argument("--eval-games", type=int, default=1024)
     parser.add_argument("--games", type=int, default=1024, help="games per match and seat")
     parser.add_argument("--config", default="{}", help="SOMConfig changes as JSON")
+    parser.add_argument(
+        "--env-kwargs", default="{}", help='the game\'s options as JSON, e.g. {"door_layout": "wall"}'
+    )
     parser.add_argument("--out", default="/tmp/som_bench/coin.jsonl")
     args = parser.parse_args()
     commands = {

@@ -6,7 +6,7 @@ point, with the key numbers as parameters (see :class:`DoorGameSim`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -15,38 +15,55 @@ from anew.envs import som_grid as grid
 from anew.envs.multiagent import TeamSim
 from anew.errors import AnewError
 
+# The door a move from the vestibule pushes (up, down, left, right, stand): left 0, up 1, right 2.
+VESTIBULE_DOOR = np.array([1, -1, 0, 2, -1])
+
 
 class DoorGameSim(TeamSim):
     """A batch of door games: one player opens the other's hidden door; the one out lets the other out.
 
-    Rules (experimental; the paper's are unverified):
+    Rules (experimental; the paper's are unverified). The game's point is that a player must infer which
+    door the other needs from how it behaves; ``door_layout`` picks where the doors are:
 
-    - ``rows`` × ``columns`` grid (5 × 5). Row 0 is a wall with ``num_doors`` doors (3) spread evenly
-      (columns ``floor(linspace(0, columns - 1, num_doors) + 0.5)``: 0, 2, 4); the last row has each
-      door's switch in the door's column. Players start on distinct cells drawn uniformly from rows
-      1 .. rows−2. Each player's hidden goal is a door; the two goals differ.
+    - ``"vestibule"`` (the default): row 0 is a wall but for one cell in its middle, the vestibule, and
+      the three doors (``num_doors`` must be 3) lead out of it: left, up and right. A player waiting
+      for its door therefore stands where every player waits, and only its moves (pushing against its
+      closed door) show which door it needs: a model of the other that reads actions can know, a policy
+      that sees only the current board cannot (it can guess one of two).
+    - ``"wall"``: row 0 is a wall with ``num_doors`` doors spread evenly (columns
+      ``floor(linspace(0, columns - 1, num_doors) + 0.5)``: 0, 2, 4). Caveat: a player waiting below its
+      door shows its goal in the current board, so a memoryless agent without a model of the other can
+      read it there (a small A2C probe without the other's goal reached 99% success, as with it).
+
+    Common rules:
+
+    - ``rows`` × ``columns`` grid (5 × 5); the last row has door d's switch in column
+      ``floor(linspace(0, columns - 1, num_doors) + 0.5)[d]`` (left to right: in the vestibule layout the
+      left, up and right doors). Players start on distinct cells drawn uniformly from rows 1 .. rows−2.
+      Each player's hidden goal is a door; the two goals differ.
     - A switch opens its door for the *other* player only, for the rest of the episode: stepping onto
       switch d marks door d "opened by me", and only the other may pass it. A player can open at most
       ``presses_per_player`` doors (1), so it must infer which door the other needs: with 3 doors and
-      different goals that is one of two, and the other shows it by walking to its door.
+      different goals that is one of two.
     - Players alternate, ``player_0`` first; once a player has left, the other moves every step.
       Actions and blocking as in the coin game (0 up, 1 down, 2 left, 3 right, 4 stand; off the grid
-      or into the other's cell: stay). Moving into row 0 is blocked, except into one's own goal door
-      once the other has opened it: the player then leaves (it stays in the doorway; its actions are
-      ignored from then on). With ``exit_opens_other`` (True), the one who has left opens the other's
-      goal door from outside, so the second exit needs no inference (without it both must open the
-      other's door before either leaves: a 2.5-minute A2C probe stayed at one exit per episode).
+      or into the other's cell: stay). Row 0 is blocked except the vestibule (vestibule layout) and
+      except one's own goal door once the other has opened it (moving through it leaves). A player who
+      leaves through the vestibule leaves the board (row −1); through a wall door it stays in the
+      doorway. Either way its actions are ignored from then on. With ``exit_opens_other`` (True), the
+      one who has left opens the other's goal door from outside, so the second exit needs no inference
+      (without it both must open the other's door before either leaves: a 2.5-minute A2C probe stayed at
+      one exit per episode).
     - Shared reward: +1 to both slots each time a player leaves, so 2 when both do. The game ends
-      (``terminated``) when both have left or after ``episode_length`` steps (30).
-    - Caveat: a player waiting below its door shows its goal in the current state, so a memoryless
-      agent without a model of the other can read it there (a small A2C probe without the other's
-      goal reached 99% success, as with it); unlike the coin game, history adds little here.
+      (``terminated``) when both have left or after ``episode_length`` steps (40; both players' moves
+      count).
 
     Observation of each slot (float32 ``[4 + 2D, rows, columns]``, channels first): self, other,
     doors opened by self (marked on the door cells), doors opened by the other, door d with its switch
-    (D planes), own goal door as D constant one-hot planes. ``swap_index`` exchanges self/other and the
-    two "opened by" planes (the goal planes stay; a SOM agent overwrites them).
-    ``slot_info()["goal"]`` is the true goal door.
+    (D planes), own goal door as D constant one-hot planes. A door's cell is its doorway in the wall
+    layout; in the vestibule layout the wall cell left of the vestibule, the vestibule itself and the
+    wall cell right of it. ``swap_index`` exchanges self/other and the two "opened by" planes (the goal
+    planes stay; a SOM agent overwrites them). ``slot_info()["goal"]`` is the true goal door.
 
     Layout (``reset(options={"layout": L})``, L a dict or one dict per game reset):
     ``{"goals": [door0, door1], "players": [[r, c], [r, c]]}`` with players in rows 1 .. rows−1.
@@ -63,7 +80,8 @@ class DoorGameSim(TeamSim):
         num_doors: int = 3,
         presses_per_player: int = 1,
         exit_opens_other: bool = True,
-        episode_length: int = 30,
+        episode_length: int = 40,
+        door_layout: Literal["vestibule", "wall"] = "vestibule",
     ):
         super().__init__(num_envs, seed)
         if rows < 3 or not 2 <= num_doors <= columns or min(presses_per_player, episode_length) < 1:
@@ -71,11 +89,21 @@ class DoorGameSim(TeamSim):
                 "door game needs rows >= 3, 2 <= num_doors <= columns, presses_per_player >= 1 and "
                 "episode_length >= 1"
             )
+        if door_layout not in ("vestibule", "wall"):
+            raise AnewError(f"door_layout must be 'vestibule' or 'wall' (got {door_layout!r})")
+        if door_layout == "vestibule" and (num_doors != 3 or columns < 3):
+            raise AnewError("the vestibule layout has 3 doors (left, up, right): num_doors=3, columns >= 3")
         self.shape = (rows, columns)
         self.num_doors = self.num_goals = num_doors
         self.presses_per_player = presses_per_player
         self.exit_opens_other = exit_opens_other
+        self.door_layout = door_layout
         self.door_columns = np.floor(np.linspace(0, columns - 1, num_doors) + 0.5).astype(np.int64)
+        middle = columns // 2
+        self.vestibule = np.array([0, middle])
+        # The cell that marks each door: its doorway, or around the vestibule (left, up, right).
+        door_marks = self.door_columns if door_layout == "wall" else np.arange(middle - 1, middle + 2)
+        self.door_cells = np.stack([np.zeros(num_doors, np.int64), door_marks], axis=1)
         self.agents = ("player_0", "player_1")
         self.max_steps = episode_length
         channels = 4 + 2 * num_doors
@@ -85,7 +113,7 @@ class DoorGameSim(TeamSim):
         self.start_cells = np.zeros(self.shape, dtype=bool)
         self.start_cells[1 : rows - 1] = True
         self._door_planes = np.zeros((num_doors, rows, columns), dtype=np.float32)
-        self._door_planes[np.arange(num_doors), 0, self.door_columns] = 1.0
+        self._door_planes[np.arange(num_doors), 0, self.door_cells[:, 1]] = 1.0
         self._door_planes[np.arange(num_doors), rows - 1, self.door_columns] = 1.0
         self.goals = np.zeros((num_envs, 2), dtype=np.int64)
         self.pos = np.zeros((num_envs, 2, 2), dtype=np.int64)
@@ -129,15 +157,20 @@ class DoorGameSim(TeamSim):
         actions = grid.check_actions(actions, self.num_envs)
         games, mover = np.arange(self.num_envs), self.mover()
         start, target, allowed = grid.mover_target(self.pos, mover, actions, self.shape)
-        goal_column = self.door_columns[self.goals[games, mover]]
-        leaves = (
-            allowed
-            & (target[:, 0] == 0)
-            & (target[:, 1] == goal_column)
-            & self.opened[games, self.goals[games, mover], 1 - mover]
-        )
-        allowed &= (target[:, 0] > 0) | leaves
+        goal = self.goals[games, mover]
+        door_open = self.opened[games, goal, 1 - mover]
+        if self.door_layout == "wall":
+            through_door = (target[:, 0] == 0) & (target[:, 1] == self.door_columns[goal])
+            leaves = allowed & through_door & door_open
+            allowed &= (target[:, 0] > 0) | leaves
+        else:
+            in_vestibule = (start == self.vestibule).all(axis=1)
+            pushed = VESTIBULE_DOOR[actions[games, mover]]  # the door a move from the vestibule pushes
+            leaves = in_vestibule & (pushed == goal) & door_open
+            allowed &= (target[:, 0] > 0) | (target == self.vestibule).all(axis=1)
         new = np.where(allowed[:, None], target, start)
+        if self.door_layout == "vestibule":
+            new[leaves] = -1  # gone: the vestibule is free for the other
         self.pos[games, mover] = new
         self.exited[games, mover] |= leaves
         if self.exit_opens_other:
@@ -158,8 +191,9 @@ class DoorGameSim(TeamSim):
     def observe(self) -> np.ndarray:
         obs = grid.new_observation(self.num_envs, self.observation_space.shape[0], self.shape, self.pos)
         opened = self.opened.transpose(0, 2, 1)  # [b, i, d]: player i opened door d
-        obs[:, :, 2, 0, self.door_columns] = opened  # doors I opened (for the other)
-        obs[:, :, 3, 0, self.door_columns] = opened[:, ::-1]  # doors the other opened for me
+        marks = self.door_cells[:, 1]
+        obs[:, :, 2, 0, marks] = opened  # doors I opened (for the other)
+        obs[:, :, 3, 0, marks] = opened[:, ::-1]  # doors the other opened for me
         obs[:, :, 4 : 4 + self.num_doors] = self._door_planes
         return grid.write_goal_planes(obs, self.goals, self.num_goals)
 
@@ -199,20 +233,25 @@ class DoorGameSim(TeamSim):
         return grid.split_goal(obs, self.num_goals)
 
     def render(self, index: int = 0, scale: int = 24) -> np.ndarray:
-        """Wall row dark; each door and its switch in the door's colour (small squares; a door is filled
-        once opened, framed in the colour of the player it lets through)."""
+        """Wall row dark (the vestibule light); each door and its switch in the door's colour (small
+        squares; a door is filled once opened, framed in the colour of the player it lets through)."""
         rows, _ = self.shape
         image = grid.blank_board(self.shape, scale)
         image[:scale] = 90
-        for door, column in enumerate(self.door_columns):
+        if self.door_layout == "vestibule":
+            grid.paint(image, tuple(self.vestibule), 235, scale)
+        for door, (column, mark) in enumerate(zip(self.door_columns, self.door_cells, strict=True)):
             colour = grid.ITEM_COLOURS[door % 6]
             grid.paint(image, (rows - 1, column), colour, scale, inset=scale // 3)
-            grid.paint(image, (0, column), 235, scale)
-            grid.paint(image, (0, column), colour, scale, inset=scale // 4)  # closed: a small square
+            grid.paint(image, tuple(mark), 235, scale)
+            grid.paint(image, tuple(mark), colour, scale, inset=scale // 4)  # closed: a small square
             for opener in range(2):
                 if self.opened[index, door, opener]:
-                    grid.paint(image, (0, column), grid.PLAYER_COLOURS[1 - opener], scale)
-                    grid.paint(image, (0, column), colour, scale, inset=3)
+                    grid.paint(image, tuple(mark), grid.PLAYER_COLOURS[1 - opener], scale)
+                    grid.paint(image, tuple(mark), colour, scale, inset=3)
         for player in range(2):
-            grid.paint(image, self.pos[index, player], grid.PLAYER_COLOURS[player], scale, inset=scale // 6)
+            if self.pos[index, player, 0] >= 0:  # a player gone through the vestibule is off the board
+                grid.paint(
+                    image, self.pos[index, player], grid.PLAYER_COLOURS[player], scale, inset=scale // 6
+                )
         return image

@@ -136,6 +136,7 @@ def test_recipe_goals_share_exactly_the_set_number_of_ingredients() -> None:
 
 # ---------------------------------------------------------------- door game
 def door_sim(goals=(0, 2), players=((3, 3), (3, 1)), **kwargs) -> DoorGameSim:
+    kwargs = {"door_layout": "wall", "episode_length": 30} | kwargs
     sim = DoorGameSim(1, seed=0, **kwargs)
     sim.reset(options={"layout": {"goals": list(goals), "players": [list(p) for p in players]}})
     return sim
@@ -186,6 +187,36 @@ def test_door_one_press_per_player() -> None:
     sim2 = door_sim(players=((3, 0), (1, 1)), presses_per_player=2)
     play(sim2, [(0, DOWN), (1, STAND), (0, RIGHT), (1, STAND), (0, RIGHT), (1, STAND)])
     assert sim2.opened[0, :, 0].tolist() == [True, True, False]
+
+
+def test_door_vestibule_pushes_open_doors_and_the_wall_blocks() -> None:
+    sim = door_sim(goals=(0, 2), players=((1, 2), (3, 1)), door_layout="vestibule")
+    assert sim.door_cells.tolist() == [[0, 1], [0, 2], [0, 3]]  # left, up, right of the vestibule
+    total, _ = play(sim, [(0, UP), (1, DOWN), (0, LEFT), (1, LEFT)])  # in; a closed door; press switch 0
+    assert sim.pos[0].tolist() == [[0, 2], [4, 0]] and sim.opened[0, :, 1].tolist() == [True, False, False]
+    total2, _ = play(sim, [(0, UP), (1, STAND), (0, RIGHT), (1, STAND)])  # doors 1 and 2 are not its goal
+    assert sim.pos[0, 0].tolist() == [0, 2] and total.sum() + total2.sum() == 0
+    total3, _ = play(sim, [(0, LEFT)])  # through its own, opened door: off the board, door 2 opens
+    assert total3.tolist() == [1.0, 1.0] and sim.pos[0, 0].tolist() == [-1, -1] and sim.opened[0, 2, 0]
+    walk = [UP, UP, UP, UP, RIGHT, UP, RIGHT, UP, RIGHT]  # row 0 blocks (twice), then in and out right
+    total4, ends = play(sim, [(1, move) for move in walk[:-1]])
+    assert sim.pos[0, 1].tolist() == [0, 2] and total4.sum() == 0
+    total5, ends2 = play(sim, [(1, walk[-1])])
+    assert total5.tolist() == [1.0, 1.0] and ends + ends2 == [False] * 8 + [True]
+    assert sim.episode_metrics()["success"][0]
+
+
+def test_door_vestibule_board_does_not_show_a_waiting_players_goal() -> None:
+    boards = []
+    for goal in (0, 1):  # player 0 waits in the vestibule pushing its door, left or up
+        sim = door_sim(goals=(goal, 2), players=((1, 2), (3, 1)), door_layout="vestibule")
+        play(sim, [(0, UP), (1, STAND), (0, LEFT if goal == 0 else UP), (1, STAND)])
+        boards.append(sim.split_observation(sim.observe()[:, 1])[0])
+    np.testing.assert_array_equal(boards[0], boards[1])
+    with pytest.raises(AnewError, match="3 doors"):
+        DoorGameSim(1, num_doors=4)
+    with pytest.raises(AnewError, match="door_layout"):
+        DoorGameSim(1, door_layout="ring")
 
 
 # ---------------------------------------------------------------- every game
