@@ -155,33 +155,37 @@ def command_summary(args: argparse.Namespace) -> None:
 
 
 def command_match(args: argparse.Namespace) -> None:
+    """The ``--first`` run's weights (SOM's by default), played as ``--first-as`` with ``--config`` changes,
+    against the same seed's NOM, in both seats."""
     torch.set_num_threads(1)
     out, wins, env_kwargs = Path(args.out), [], json.loads(args.env_kwargs)
-    seeds = sorted({json.loads(line)["seed"] for line in out.read_text().splitlines() if line.strip()})
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    seeds = sorted({row["seed"] for row in rows if row["model"] == args.first})
+    plays_as = args.first_as or args.first
     for seed in seeds:
         players = {}
-        for model, seat in (("som", 0), ("nom", 1)):
-            for where in (0, 1):
+        for role, weights, model, changes in (
+            ("first", args.first, plays_as, json.loads(args.config)),
+            ("nom", "nom", "nom", {}),
+        ):
+            for seat in (0, 1):
                 agent, _ = build(
-                    args.env,
-                    1,
-                    seed,
-                    env_kwargs,
-                    other_model=model,
-                    opponent="random",
-                    seat=(seat + where) % 2,
+                    args.env, 1, seed, env_kwargs, other_model=model, opponent="random", seat=seat, **changes
                 )
-                agent.network.load_state_dict(torch.load(out.with_name(f"{out.stem}_{model}_{seed}.pt")))
-                players[model, where] = agent
-        for where in (0, 1):  # where = 0: SOM in seat 0; 1: SOM in seat 1
-            seated = [players["som", where], players["nom", where]][:: 1 if where == 0 else -1]
+                agent.network.load_state_dict(torch.load(out.with_name(f"{out.stem}_{weights}_{seed}.pt")))
+                players[role, seat] = agent
+        for seat in (0, 1):  # the seat of the first player
+            seated = [players["first", seat], players["nom", 1 - seat]][:: 1 if seat == 0 else -1]
             totals = match(seated[0], seated[1], args.env, args.games, 20_000 + seed, env_kwargs)
-            som_seat = where
-            wins.append(float((totals[:, som_seat] > totals[:, 1 - som_seat]).mean()))
-            draws = float((totals[:, 0] == totals[:, 1]).mean())
-            print(f"seed {seed}: SOM in seat {som_seat}: win rate {wins[-1]:.3f}, draws {draws:.3f}")
+            wins.append(float((totals[:, seat] > totals[:, 1 - seat]).mean()))
+            losses = float((totals[:, seat] < totals[:, 1 - seat]).mean())
+            print(
+                f"seed {seed}: {args.first} as {plays_as} in seat {seat}: win rate {wins[-1]:.3f}, loss rate {losses:.3f}"
+            )
     mean, se = mean_se(wins)
-    print(f"SOM vs NOM head to head: win rate {mean:.3f} ± {se:.3f} over {len(wins)} (seed, seat) matches")
+    print(
+        f"{args.first} as {plays_as} vs NOM head to head: win rate {mean:.3f} ± {se:.3f} over {len(wins)} (seed, seat) matches"
+    )
 
 
 def command_speed(args: argparse.Namespace) -> None:
@@ -217,6 +221,10 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=32, help="games per batch")
     parser.add_argument("--eval-games", type=int, default=1024)
     parser.add_argument("--games", type=int, default=1024, help="games per match and seat")
+    parser.add_argument("--first", default="som", help="match: whose weights play NOM (a model in --out)")
+    parser.add_argument(
+        "--first-as", default="", help="match: the model those weights play as (default: --first)"
+    )
     parser.add_argument("--config", default="{}", help="SOMConfig changes as JSON")
     parser.add_argument(
         "--env-kwargs", default="{}", help='the game\'s options as JSON, e.g. {"door_layout": "wall"}'
