@@ -132,8 +132,13 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     return float(array.mean()), float(array.std(ddof=1) / np.sqrt(len(array))) if len(array) > 1 else 0.0
 
 
+def read_rows(out: Path) -> list[dict]:
+    """The runs recorded in ``out``, one JSON object per line."""
+    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+
+
 def command_summary(args: argparse.Namespace) -> None:
-    rows = [json.loads(line) for line in Path(args.out).read_text().splitlines() if line.strip()]
+    rows = read_rows(Path(args.out))
     table: dict[str, dict[str, tuple[float, float]]] = {}
     for model in sorted({row["model"] for row in rows}):
         mine = [row for row in rows if row["model"] == model]
@@ -159,7 +164,7 @@ def command_match(args: argparse.Namespace) -> None:
     against the same seed's NOM, in both seats."""
     torch.set_num_threads(1)
     out, wins, env_kwargs = Path(args.out), [], json.loads(args.env_kwargs)
-    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    rows = read_rows(out)
     seeds = sorted({row["seed"] for row in rows if row["model"] == args.first})
     plays_as = args.first_as or args.first
     for seed in seeds:
@@ -231,6 +236,13 @@ def main() -> None:
     )
     parser.add_argument("--out", default="/tmp/som_bench/coin.jsonl")
     args = parser.parse_args()
+    for flag in ("config", "env_kwargs"):
+        try:
+            json.loads(getattr(args, flag))
+        except json.JSONDecodeError as error:
+            parser.error(f"--{flag.replace('_', '-')} must be a JSON object ({error})")
+    if args.command in ("summary", "match") and not Path(args.out).exists():
+        parser.error(f"--out {args.out} does not exist: run `train` with the same --out first")
     commands = {
         "train": command_train,
         "summary": command_summary,
