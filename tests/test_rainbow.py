@@ -15,6 +15,7 @@ import torch
 from anew.agents.core import AgentSpec, TransitionBatch
 from anew.agents.dqn import PRESETS as DQN_PRESETS
 from anew.agents.dqn import DQNAgent, DQNConfig
+from anew.agents.networks import MinAtarCNN, NatureCNN, make_torso
 from anew.agents.noisy import NoisyLinear
 from anew.agents.rainbow import PRESETS, RainbowAgent, RainbowConfig, default_preset, state_dict_from_qnetwork
 from anew.errors import AnewError
@@ -291,6 +292,34 @@ def test_noisy_hidden_moves_the_torso_dense_into_the_head_as_full_rainbow() -> N
     noisy = sum(2 * (i * o + o) for i, o in ((7744, 512), (512, 6 * 51), (512, 51)))  # mu and sigma
     assert sum(p.numel() for p in net.parameters()) == convs + noisy
     assert net.head.hidden[0].sigma0 == 0.1
+
+
+def test_conv_only_torsos() -> None:
+    assert NatureCNN(4, features=None)(torch.zeros(1, 4, 84, 84, dtype=torch.uint8)).shape == (1, 7744)
+    assert MinAtarCNN(4, features=None)(torch.zeros(1, 4, 10, 10)).shape == (1, 1024)
+    impala = make_torso("impala", (4, 10, 10), final_dense=False)
+    assert impala(torch.zeros(2, 4, 10, 10)).shape == (2, impala.out_features) == (2, 128)
+    assert make_torso("mlp", (4,), (64, 32), final_dense=False).out_features == 64
+
+
+@pytest.mark.parametrize("shape", [(4, 10, 10), (7, 10, 8)])
+def test_minatar_torso_matches_pytorch_conv_values_and_gradients(shape: tuple[int, int, int]) -> None:
+    """The patch-gather convolution is nn.Conv2d's arithmetic (to rounding), forward and backward."""
+    torch.manual_seed(0)
+    torso = MinAtarCNN(*shape)
+    plain = torch.nn.Sequential(torso.conv, torch.nn.ReLU(), torch.nn.Flatten(), torso.dense, torch.nn.ReLU())
+    grid = torch.randint(0, 2, (6, *shape), dtype=torch.uint8)
+    ours = torso(grid)
+    (ours * torch.arange(ours.shape[1])).sum().backward()
+    ours_grads = [p.grad.clone() for p in torso.parameters()]
+    torso.zero_grad()
+    reference = plain(grid.float())
+    (reference * torch.arange(reference.shape[1])).sum().backward()
+    torch.testing.assert_close(ours, reference)
+    for mine, theirs in zip(ours_grads, [p.grad for p in torso.parameters()], strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-4)  # sums in another order
+    assert list(torso.state_dict()) == ["conv.weight", "conv.bias", "dense.weight", "dense.bias"]
+    assert torso(grid[:0]).shape == (0, 128)
 
 
 # ---------------------------------------------------------------------- determinism and state
