@@ -50,12 +50,7 @@ class NatureCNN(nn.Module):
 
 class MinAtarCNN(nn.Module):
     """The MinAtar paper's torso: one 3x3 conv with 16 channels, then a dense layer of 128
-    (``features=None``: the conv only).
-
-    The conv runs as one gather of the 3x3 patches and one matrix multiply (``nn.Conv2d`` keeps the
-    weights, so checkpoints are unchanged): on 10x10 grids oneDNN's convolution backward costs several
-    times the multiply's (``benchmarks/atari_speed.md``).
-    """
+    (``features=None``: the conv only)."""
 
     def __init__(self, in_channels: int, height: int = 10, width: int = 10, features: int | None = 128):
         super().__init__()
@@ -63,24 +58,9 @@ class MinAtarCNN(nn.Module):
         self.conv = nn.Conv2d(in_channels, 16, 3, stride=1)
         self.dense = nn.Linear(conv_features, features) if features is not None else None
         self.out_features = features if features is not None else conv_features
-        # patch_index[p, k]: flat input index of tap k (channel, dy, dx, the weight's order) at output cell p.
-        taps = (
-            torch.arange(in_channels).view(-1, 1, 1) * height * width
-            + torch.arange(3).view(1, -1, 1) * width
-            + torch.arange(3).view(1, 1, -1)
-        ).reshape(-1)
-        rows, columns = torch.arange(height - 2).view(-1, 1), torch.arange(width - 2).view(1, -1)
-        cells = (rows * width + columns).reshape(-1)
-        self.register_buffer("patch_index", (cells[:, None] + taps[None, :]).reshape(-1), persistent=False)
-        self.cells, self.taps, self.in_size = len(cells), len(taps), in_channels * height * width
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        batch = obs.shape[0]
-        patches = obs.float().reshape(batch, self.in_size).index_select(1, self.patch_index)
-        weight = self.conv.weight.reshape(16, self.taps)
-        y = torch.addmm(self.conv.bias, patches.view(batch * self.cells, self.taps), weight.t())
-        # (batch, cell, channel) -> channel-major, the order nn.Conv2d's output flattens to.
-        x = F.relu(y).view(batch, self.cells, 16).transpose(1, 2).reshape(batch, 16 * self.cells)
+        x = F.relu(self.conv(obs.float())).flatten(1)
         return F.relu(self.dense(x)) if self.dense is not None else x
 
 

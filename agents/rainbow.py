@@ -216,7 +216,7 @@ class RainbowAgent(DQNAgent):
             sigma0=c.noisy_sigma0,
         )
         net = RainbowNetwork(torso, head, self.support)
-        return net.to(memory_format=torch.channels_last) if self.channels_last else net
+        return net.to(memory_format=torch.channels_last) if self.image_input else net
 
     def replay_options(self) -> dict[str, Any]:
         return {"prioritized": self.config.prioritized, "priority_exponent": self.config.priority_exponent}

@@ -112,27 +112,16 @@ class AnewLoop:
 
 
 class MinAtarExtractor(nn.Module):
-    """SB3 extractor: the MinAtar paper's torso (conv 16 3x3, dense 128) as an SB3 user writes it, with
-    PyTorch's own layers; ``anew_torso=True`` lends SB3 anew's ``MinAtarCNN`` (same weights and arithmetic
-    up to rounding, but anew's patch-gather convolution)."""
+    """SB3 extractor: the MinAtar paper's torso (anew's ``MinAtarCNN``: conv 16 3x3, dense 128)."""
 
-    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 128, anew_torso: bool = False):
+    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 128):
         super().__init__()
         channels, height, width = observation_space.shape
-        if anew_torso:
-            self.torso: nn.Module = MinAtarCNN(channels, height, width, features=features_dim)
-        else:
-            self.torso = nn.Sequential(
-                nn.Conv2d(channels, 16, 3),
-                nn.ReLU(),
-                nn.Flatten(),
-                nn.Linear(16 * (height - 2) * (width - 2), features_dim),
-                nn.ReLU(),
-            )
+        self.torso = MinAtarCNN(channels, height, width, features=features_dim)
         self.features_dim = features_dim
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.torso(obs.float())
+        return self.torso(obs)
 
 
 class NatureSameExtractor(nn.Module):
@@ -152,7 +141,7 @@ class SB3Loop:
 
     name = "SB3"
 
-    def __init__(self, work: Work, same_padding: bool = False, anew_torso: bool = False):
+    def __init__(self, work: Work, same_padding: bool = False):
         from stable_baselines3 import DQN
 
         env = make_env(work.env_id)
@@ -165,11 +154,7 @@ class SB3Loop:
                 policy_kwargs.update(features_extractor_class=NatureSameExtractor, normalize_images=False)
         else:
             policy = "MlpPolicy"
-            policy_kwargs.update(
-                features_extractor_class=MinAtarExtractor,
-                features_extractor_kwargs={"anew_torso": anew_torso},
-                net_arch=[],
-            )
+            policy_kwargs.update(features_extractor_class=MinAtarExtractor, net_arch=[])
         self.model = DQN(
             policy,
             env,
@@ -211,11 +196,6 @@ def main() -> None:
         choices=["nature-valid", "nature"],
         help="Atari torso for anew (SB3 always trains the VALID one; 'nature' is not equal work)",
     )
-    parser.add_argument(
-        "--sb3-anew-torso",
-        action="store_true",
-        help="MinAtar: SB3 trains anew's MinAtarCNN instead of PyTorch's Conv2d/Linear layers",
-    )
     parser.add_argument("--segment", type=int, default=800, help="agent steps per timed segment")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1_000)
@@ -223,7 +203,7 @@ def main() -> None:
     args = parser.parse_args()
     work = dataclasses.replace(work_for(args.env_id, args.torso), warmup=args.warmup)
     print(f"start: {load()}; {work}")
-    loops = [AnewLoop(work), SB3Loop(work, anew_torso=args.sb3_anew_torso)]
+    loops = [AnewLoop(work), SB3Loop(work)]
     print(network_check(*loops))
     rates: dict[tuple[str, int], list[float]] = {}
     for rep in range(args.reps):
