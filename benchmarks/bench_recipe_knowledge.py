@@ -2,6 +2,7 @@
 
     python benchmarks/bench_recipe_knowledge.py                                   # the default rules, ~30 s
     python benchmarks/bench_recipe_knowledge.py --env-kwargs '{"recipe_size": 3, "num_ingredients": 5}'
+    python benchmarks/bench_recipe_knowledge.py --against DIR/recipe.jsonl --model nom    # trained runs of bench_som
 
 SOM can only beat NOM in the recipe game by as much as knowing the other's recipe is worth. This measures it
 with two scripted players that differ only in that knowledge:
@@ -14,14 +15,21 @@ Both move greedily (the longer axis first) and ignore the other player, who may 
 plays ``--games`` games per seat order from the same seeded layouts. The value of knowledge is the informed
 player's win rate minus the uninformed one's in the same seat against the same uninformed opponent, averaged
 over the two seats; "win - loss" is the informed player's head-to-head margin (seat advantage averaged out).
+
+``--against RUNS --model M`` instead plays both scripted players, in both seats, against each seed's trained
+``M`` saved by ``bench_som.py train`` (through ``bench_som``'s own ``match``), so a trained policy can be
+placed on the same scale: a trained NOM that loses to the uninformed script has not learned the race yet.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
+import torch
+from bench_som import build, match, read_rows
 
 from anew.envs.recipe_game import RecipeGameSim
 
@@ -38,18 +46,53 @@ def step_toward(position: np.ndarray, target: np.ndarray) -> int:
     return 3 if columns > 0 else 2
 
 
+def scripted_move(
+    position: np.ndarray, items: np.ndarray, mine: np.ndarray, theirs: np.ndarray | None
+) -> int:
+    """One move toward the nearest item of a type in ``mine`` (still needed), or, when ``theirs`` (what the
+    other still needs) is known, toward the nearest contested one while any is left."""
+    cells = {int(items[r, c]): np.array([r, c]) for r, c in np.argwhere(items >= 0)}
+    wanted = [k for k in np.flatnonzero(mine) if k in cells]
+    if theirs is not None:
+        wanted = [k for k in wanted if theirs[k]] or wanted
+    if not wanted:
+        return STAND
+    nearest = min(wanted, key=lambda k: np.abs(cells[k] - position).sum())
+    return step_toward(position, cells[nearest])
+
+
 def scripted_action(sim: RecipeGameSim, game: int, me: int, informed: bool) -> int:
     needs, goals, held = sim.needs, sim.goals[game], sim.held[game]
-    cells = {int(sim.items[game, r, c]): np.array([r, c]) for r, c in np.argwhere(sim.items[game] >= 0)}
-    mine = [k for k in np.flatnonzero(needs[goals[me]] & ~held[me]) if k in cells]
-    if informed:
-        contested = [k for k in mine if needs[goals[1 - me], k] and not held[1 - me, k]]
-        mine = contested or mine
-    if not mine:
-        return STAND
-    position = sim.pos[game, me]
-    nearest = min(mine, key=lambda k: np.abs(cells[k] - position).sum())
-    return step_toward(position, cells[nearest])
+    theirs = needs[goals[1 - me]] & ~held[1 - me] if informed else None
+    return scripted_move(sim.pos[game, me], sim.items[game], needs[goals[me]] & ~held[me], theirs)
+
+
+class ScriptedPlayer:
+    """A scripted player in ``bench_som.match``: reads its seat's observation (and, informed, the other's
+    recipe from ``info["goal"]``); the same moves as ``scripted_action``."""
+
+    def __init__(self, rules: RecipeGameSim, seat: int, informed: bool):
+        self.needs, self.kinds, self.seat, self.informed = rules.needs, rules.num_ingredients, seat, informed
+
+    def episode_start(self, mask: np.ndarray, explore: bool = False) -> None:
+        pass
+
+    def witness(self, *args) -> None:
+        pass
+
+    def choose(self, obs: np.ndarray, explore: bool, rng, info: dict) -> np.ndarray:
+        k, seat = self.kinds, self.seat
+        board = obs[:, seat]  # channels: self, other, own held (k), other's held (k), items (k), own recipe
+        items = (board[:, 2 + 2 * k : 2 + 3 * k] * np.arange(1, k + 1)[:, None, None]).sum(1).astype(int) - 1
+        held = board[:, 2 : 2 + 2 * k, 0, 0].reshape(-1, 2, k) > 0.5
+        actions = np.full((len(obs), 2), STAND)
+        for game in range(len(obs)):
+            goals = info["goal"][game][[seat, 1 - seat]]
+            position = np.argwhere(board[game, 0] > 0.5)[0]
+            mine = self.needs[goals[0]] & ~held[game, 0]
+            theirs = self.needs[goals[1]] & ~held[game, 1] if self.informed else None
+            actions[game, seat] = scripted_move(position, items[game], mine, theirs)
+        return actions
 
 
 def play(env_kwargs: dict, informed: tuple[bool, bool], games: int, seed: int) -> np.ndarray:
@@ -68,6 +111,33 @@ def play(env_kwargs: dict, informed: tuple[bool, bool], games: int, seed: int) -
     return np.array([(winner == 0).mean(), (winner == 1).mean(), (winner == -1).mean()])
 
 
+def against_trained(runs: Path, model: str, games: int) -> None:
+    """Both scripted players, both seats, against every seed's trained ``model`` in ``runs``."""
+    torch.set_num_threads(1)
+    for row in [row for row in read_rows(runs) if row["model"] == model]:
+        env_id, env_kwargs, seed = row["env"], row.get("env_kwargs", {}), row["seed"]
+        rules = RecipeGameSim(1, **env_kwargs)
+        trained = {}
+        for seat in (0, 1):
+            trained[seat], _ = build(
+                env_id, 1, seed, env_kwargs, other_model=model, opponent="random", seat=seat
+            )
+            trained[seat].network.load_state_dict(
+                torch.load(runs.with_name(f"{runs.stem}_{model}_{seed}.pt"))
+            )
+        for informed in (False, True):
+            for seat in (0, 1):  # the scripted player's seat
+                script = ScriptedPlayer(rules, seat, informed)
+                players = (script, trained[1]) if seat == 0 else (trained[0], script)
+                totals = match(*players, env_id, games, 30_000 + seed, env_kwargs)
+                win = (totals[:, seat] > totals[:, 1 - seat]).mean()
+                loss = (totals[:, seat] < totals[:, 1 - seat]).mean()
+                print(
+                    f"seed {seed}: {'informed' if informed else 'uninformed'} script in seat {seat} vs trained "
+                    f"{model}: script wins {win:.3f}, loses {loss:.3f}"
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -75,7 +145,14 @@ def main() -> None:
     parser.add_argument("--env-kwargs", default="{}", help="RecipeGameSim options as JSON")
     parser.add_argument("--games", type=int, default=3000, help="games per pairing and seat order")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--against", type=Path, help="a bench_som.py runs file (JSON lines) to play against")
+    parser.add_argument("--model", default="nom", help="with --against: which trained model")
     args = parser.parse_args()
+    if args.against is not None:
+        if not args.against.is_file():
+            parser.error(f"--against {args.against}: no such runs file (bench_som.py train --out writes one)")
+        against_trained(args.against, args.model, args.games)
+        return
     try:
         env_kwargs = json.loads(args.env_kwargs)
     except json.JSONDecodeError as err:
