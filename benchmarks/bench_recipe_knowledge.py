@@ -18,7 +18,8 @@ over the two seats; "win - loss" is the informed player's head-to-head margin (s
 
 ``--against RUNS --model M`` instead plays both scripted players, in both seats, against each seed's trained
 ``M`` saved by ``bench_som.py train`` (through ``bench_som``'s own ``match``), so a trained policy can be
-placed on the same scale: a trained NOM that loses to the uninformed script has not learned the race yet.
+placed on the same scale: a trained NOM that loses to the uninformed script has not learned the race yet. A
+third scripted player never moves: what the trained policy wins against it is how often it finishes at all.
 """
 
 from __future__ import annotations
@@ -111,6 +112,13 @@ def play(env_kwargs: dict, informed: tuple[bool, bool], games: int, seed: int) -
     return np.array([(winner == 0).mean(), (winner == 1).mean(), (winner == -1).mean()])
 
 
+class StillPlayer(ScriptedPlayer):
+    """Never moves: against it, a trained policy shows whether it can finish its recipe at all."""
+
+    def choose(self, obs: np.ndarray, explore: bool, rng, info: dict) -> np.ndarray:
+        return np.full((len(obs), 2), STAND)
+
+
 def against_trained(runs: Path, model: str, games: int) -> None:
     """Both scripted players, both seats, against every seed's trained ``model`` in ``runs``."""
     torch.set_num_threads(1)
@@ -119,21 +127,20 @@ def against_trained(runs: Path, model: str, games: int) -> None:
         rules = RecipeGameSim(1, **env_kwargs)
         trained = {}
         for seat in (0, 1):
-            trained[seat], _ = build(
-                env_id, 1, seed, env_kwargs, other_model=model, opponent="random", seat=seat
-            )
+            config = row.get("config", {}) | {"opponent": "random", "seat": seat}
+            trained[seat], _ = build(env_id, 1, seed, env_kwargs, other_model=model, **config)
             trained[seat].network.load_state_dict(
                 torch.load(runs.with_name(f"{runs.stem}_{model}_{seed}.pt"))
             )
-        for informed in (False, True):
+        for kind in ("still", "uninformed", "informed"):
             for seat in (0, 1):  # the scripted player's seat
-                script = ScriptedPlayer(rules, seat, informed)
+                script = (StillPlayer if kind == "still" else ScriptedPlayer)(rules, seat, kind == "informed")
                 players = (script, trained[1]) if seat == 0 else (trained[0], script)
                 totals = match(*players, env_id, games, 30_000 + seed, env_kwargs)
                 win = (totals[:, seat] > totals[:, 1 - seat]).mean()
                 loss = (totals[:, seat] < totals[:, 1 - seat]).mean()
                 print(
-                    f"seed {seed}: {'informed' if informed else 'uninformed'} script in seat {seat} vs trained "
+                    f"seed {seed}: {kind} script in seat {seat} vs trained "
                     f"{model}: script wins {win:.3f}, loses {loss:.3f}"
                 )
 

@@ -160,18 +160,19 @@ def command_summary(args: argparse.Namespace) -> None:
 
 
 def command_match(args: argparse.Namespace) -> None:
-    """The ``--first`` run's weights (SOM's by default), played as ``--first-as`` with ``--config`` changes,
-    against the same seed's NOM, in both seats."""
+    """The ``--first`` run's weights (SOM's by default), played as ``--first-as`` with ``--config`` changes on
+    top of the run's own config, against the same seed's NOM (with its own), in both seats."""
     torch.set_num_threads(1)
     out, wins, env_kwargs = Path(args.out), [], json.loads(args.env_kwargs)
     rows = read_rows(out)
+    configs = {(row["model"], row["seed"]): row.get("config", {}) for row in rows}
     seeds = sorted({row["seed"] for row in rows if row["model"] == args.first})
     plays_as = args.first_as or args.first
     for seed in seeds:
         players = {}
         for role, weights, model, changes in (
-            ("first", args.first, plays_as, json.loads(args.config)),
-            ("nom", "nom", "nom", {}),
+            ("first", args.first, plays_as, configs[args.first, seed] | json.loads(args.config)),
+            ("nom", "nom", "nom", configs.get(("nom", seed), {})),
         ):
             for seat in (0, 1):
                 agent, _ = build(
