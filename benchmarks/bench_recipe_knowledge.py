@@ -33,6 +33,7 @@ import torch
 from bench_som import build, match, read_rows
 
 from anew.envs.recipe_game import RecipeGameSim
+from anew.errors import AnewError
 
 STAND = 4
 
@@ -162,8 +163,11 @@ def main() -> None:
         return
     try:
         env_kwargs = json.loads(args.env_kwargs)
+        RecipeGameSim(1, **env_kwargs)  # bad rules fail here, with the game's own message
     except json.JSONDecodeError as err:
         parser.error(f"--env-kwargs is not JSON ({err})")
+    except (AnewError, TypeError) as err:
+        parser.error(f"--env-kwargs: {err}")
     rates = {
         pairing: play(env_kwargs, pairing, args.games, args.seed)
         for pairing in [(True, False), (False, True), (False, False)]

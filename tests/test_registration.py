@@ -103,8 +103,9 @@ def test_a_misspelt_atari_id_names_the_right_one() -> None:
 
 
 @pytest.mark.parametrize("env_id", SINGLE_AGENT_IDS)
-def test_stable_baselines3_ppo_trains_on_every_single_agent_env(env_id: str) -> None:
+def test_stable_baselines3_ppo_trains_on_every_single_agent_env(env_id: str, monkeypatch, tmp_path) -> None:
     stable_baselines3 = pytest.importorskip("stable_baselines3")
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path))  # else SB3 leaves an empty /tmp/SB3-<time> folder per run
     anew.envs.register_envs()
     missing = registration.missing_requirement(env_id)
     if missing:
