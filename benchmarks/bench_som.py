@@ -41,11 +41,13 @@ def build(
     return SOMAgent(config, spec), envs
 
 
-def train(agent: SOMAgent, envs, steps: int, seed: int) -> dict[str, float]:
-    """The runner's loop; returns the training curve's end and the wall time."""
+def train(agent: SOMAgent, envs, steps: int, seed: int, log_every: int = 0) -> dict[str, float]:
+    """The runner's loop; returns the training curve's end and the wall time. ``log_every`` > 0 prints, every
+    that many env steps, seat 0's win and loss rates (reward > 0, < 0) over its last 1,500 episodes."""
     obs, info = envs.reset(seed=seed)
     starting = np.ones(envs.num_envs, dtype=bool)
-    running, finished = np.zeros(envs.num_envs), []
+    running, finished, seat0 = np.zeros(envs.num_envs), [], np.zeros(envs.num_envs)
+    seat0_finished: list[float] = []
     start, done_steps = time.perf_counter(), 0
     while done_steps < steps:
         agent.episode_start(starting, explore=True)
@@ -58,9 +60,15 @@ def train(agent: SOMAgent, envs, steps: int, seed: int) -> dict[str, float]:
         agent.update()
         starting = terminated | truncated
         running += next_info["team_reward"]
+        seat0 += reward[:, 0]
         finished += running[starting].tolist()
-        running[starting] = 0.0
+        seat0_finished += seat0[starting].tolist()
+        running[starting], seat0[starting] = 0.0, 0.0
         obs, info, done_steps = next_obs, next_info, done_steps + envs.num_envs
+        if log_every and done_steps // log_every > (done_steps - envs.num_envs) // log_every:
+            recent = np.array(seat0_finished[-1500:])
+            print(f"{done_steps} steps: seat 0 wins {np.mean(recent > 0):.3f}, loses {np.mean(recent < 0):.3f} "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
     tail = finished[-max(len(finished) // 10, 1) :]
     return {"final_train_reward": float(np.mean(tail)), "train_episodes": len(finished),
             "train_seconds": time.perf_counter() - start, "diagnostics": agent.diagnostics()}  # fmt: skip
@@ -117,7 +125,7 @@ def command_train(args: argparse.Namespace) -> None:
     )
     row = {"env": args.env, "env_kwargs": env_kwargs, "model": args.model, "seed": args.seed, "steps": args.steps,
            "envs": args.envs, "config": json.loads(args.config)}  # fmt: skip
-    row |= train(agent, envs, args.steps, args.seed)
+    row |= train(agent, envs, args.steps, args.seed, args.log_every)
     row |= evaluate(agent, args.env, args.eval_games, 10_000 + args.seed, env_kwargs)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -232,6 +240,9 @@ def main() -> None:
         "--first-as", default="", help="match: the model those weights play as (default: --first)"
     )
     parser.add_argument("--config", default="{}", help="SOMConfig changes as JSON")
+    parser.add_argument(
+        "--log-every", type=int, default=0, help="train: print seat 0's recent win/loss every N env steps"
+    )
     parser.add_argument(
         "--env-kwargs", default="{}", help='the game\'s options as JSON, e.g. {"door_layout": "wall"}'
     )
