@@ -30,11 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_som import build, match, read_rows
+from bench_som import match, read_rows, saved_player, seeds_of, win_loss
 
 from anew.envs.recipe_game import RecipeGameSim
 from anew.errors import AnewError
 
+GAME = "anew/RecipeGame-SOM-v0"
 STAND = 4
 
 
@@ -63,15 +64,9 @@ def scripted_move(
     return step_toward(position, cells[nearest])
 
 
-def scripted_action(sim: RecipeGameSim, game: int, me: int, informed: bool) -> int:
-    needs, goals, held = sim.needs, sim.goals[game], sim.held[game]
-    theirs = needs[goals[1 - me]] & ~held[1 - me] if informed else None
-    return scripted_move(sim.pos[game, me], sim.items[game], needs[goals[me]] & ~held[me], theirs)
-
-
 class ScriptedPlayer:
     """A scripted player in ``bench_som.match``: reads its seat's observation (and, informed, the other's
-    recipe from ``info["goal"]``); the same moves as ``scripted_action``."""
+    recipe from ``info["goal"]``)."""
 
     def __init__(self, rules: RecipeGameSim, seat: int, informed: bool):
         self.needs, self.kinds, self.seat, self.informed = rules.needs, rules.num_ingredients, seat, informed
@@ -98,19 +93,11 @@ class ScriptedPlayer:
 
 
 def play(env_kwargs: dict, informed: tuple[bool, bool], games: int, seed: int) -> np.ndarray:
-    """Win rates ``[seat 0, seat 1, draw]`` of one pairing over ``games`` games."""
-    sim = RecipeGameSim(games, seed=seed, **env_kwargs)
-    winner = np.full(games, -1)
-    running = np.ones(games, dtype=bool)
-    while running.any():
-        mover = sim.t % 2
-        actions = np.full((games, 2), STAND)
-        for game in np.flatnonzero(running):
-            actions[game, mover[game]] = scripted_action(sim, game, mover[game], informed[mover[game]])
-        _, ended, _ = sim.step(actions)
-        winner = np.where(running, sim.episode_metrics()["winner"], winner)
-        running &= ~ended
-    return np.array([(winner == 0).mean(), (winner == 1).mean(), (winner == -1).mean()])
+    """Win rates ``[seat 0, seat 1, draw]`` of one scripted pairing over ``games`` games."""
+    rules = RecipeGameSim(1, **env_kwargs)
+    seats = [ScriptedPlayer(rules, seat, informed[seat]) for seat in (0, 1)]
+    totals = match(*seats, GAME, games, seed, env_kwargs)
+    return np.array([*win_loss(totals, 0), (totals[:, 0] == totals[:, 1]).mean()])
 
 
 class StillPlayer(ScriptedPlayer):
@@ -123,23 +110,21 @@ class StillPlayer(ScriptedPlayer):
 def against_trained(runs: Path, model: str, games: int) -> None:
     """Both scripted players, both seats, against every seed's trained ``model`` in ``runs``."""
     torch.set_num_threads(1)
-    for row in [row for row in read_rows(runs) if row["model"] == model]:
+    rows = read_rows(runs)
+    seeds_of(rows, model, runs)
+    for row in [row for row in rows if row["model"] == model]:
         env_id, env_kwargs, seed = row["env"], row.get("env_kwargs", {}), row["seed"]
         rules = RecipeGameSim(1, **env_kwargs)
-        trained = {}
-        for seat in (0, 1):
-            config = row.get("config", {}) | {"opponent": "random", "seat": seat}
-            trained[seat], _ = build(env_id, 1, seed, env_kwargs, other_model=model, **config)
-            trained[seat].network.load_state_dict(
-                torch.load(runs.with_name(f"{runs.stem}_{model}_{seed}.pt"))
-            )
+        config = row.get("config", {})
+        trained = {
+            seat: saved_player(runs, model, seed, seat, env_id, env_kwargs, model, config) for seat in (0, 1)
+        }
         for kind in ("still", "uninformed", "informed"):
             for seat in (0, 1):  # the scripted player's seat
                 script = (StillPlayer if kind == "still" else ScriptedPlayer)(rules, seat, kind == "informed")
                 players = (script, trained[1]) if seat == 0 else (trained[0], script)
                 totals = match(*players, env_id, games, 30_000 + seed, env_kwargs)
-                win = (totals[:, seat] > totals[:, 1 - seat]).mean()
-                loss = (totals[:, seat] < totals[:, 1 - seat]).mean()
+                win, loss = win_loss(totals, seat)
                 print(
                     f"seed {seed}: {kind} script in seat {seat} vs trained "
                     f"{model}: script wins {win:.3f}, loses {loss:.3f}"

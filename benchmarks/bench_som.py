@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import pickle
 import time
 from pathlib import Path
 
@@ -117,6 +118,37 @@ def match(
     return totals
 
 
+def saved_player(
+    out: Path, weights: str, seed: int, seat: int, env_id: str, env_kwargs: dict, model: str, config: dict
+) -> SOMAgent:
+    """The ``weights`` run of ``seed`` saved beside ``out``, acting for ``seat`` as ``model`` (not trained)."""
+    config = config | {"opponent": "random", "seat": seat}
+    agent, _ = build(env_id, 1, seed, env_kwargs, other_model=model, **config)
+    path = out.with_name(f"{out.stem}_{weights}_{seed}.pt")
+    try:
+        agent.network.load_state_dict(torch.load(path, weights_only=True))
+    except (OSError, RuntimeError, pickle.UnpicklingError) as error:
+        raise SystemExit(
+            f"{path}: cannot load these weights ({type(error).__name__}); rerun `train` for {weights}, seed {seed}"
+        ) from None
+    return agent
+
+
+def seeds_of(rows: list[dict], model: str, out: Path) -> list[int]:
+    """The seeds ``model`` was trained with in ``out``; an error naming the models there if none."""
+    seeds = sorted({row["seed"] for row in rows if row["model"] == model})
+    if not seeds:
+        raise SystemExit(f"{out} holds no {model} run (it holds: {sorted({row['model'] for row in rows})})")
+    return seeds
+
+
+def win_loss(totals: np.ndarray, seat: int) -> tuple[float, float]:
+    """Win and loss rates of ``seat`` over the games of a ``match``."""
+    return float((totals[:, seat] > totals[:, 1 - seat]).mean()), float(
+        (totals[:, seat] < totals[:, 1 - seat]).mean()
+    )
+
+
 def command_train(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     env_kwargs = json.loads(args.env_kwargs)
@@ -174,7 +206,7 @@ def command_match(args: argparse.Namespace) -> None:
     out, wins, env_kwargs = Path(args.out), [], json.loads(args.env_kwargs)
     rows = read_rows(out)
     configs = {(row["model"], row["seed"]): row.get("config", {}) for row in rows}
-    seeds = sorted({row["seed"] for row in rows if row["model"] == args.first})
+    seeds = seeds_of(rows, args.first, out)
     plays_as = args.first_as or args.first
     for seed in seeds:
         players = {}
@@ -183,16 +215,14 @@ def command_match(args: argparse.Namespace) -> None:
             ("nom", "nom", "nom", configs.get(("nom", seed), {})),
         ):
             for seat in (0, 1):
-                agent, _ = build(
-                    args.env, 1, seed, env_kwargs, other_model=model, opponent="random", seat=seat, **changes
+                players[role, seat] = saved_player(
+                    out, weights, seed, seat, args.env, env_kwargs, model, changes
                 )
-                agent.network.load_state_dict(torch.load(out.with_name(f"{out.stem}_{weights}_{seed}.pt")))
-                players[role, seat] = agent
         for seat in (0, 1):  # the seat of the first player
             seated = [players["first", seat], players["nom", 1 - seat]][:: 1 if seat == 0 else -1]
             totals = match(seated[0], seated[1], args.env, args.games, 20_000 + seed, env_kwargs)
-            wins.append(float((totals[:, seat] > totals[:, 1 - seat]).mean()))
-            losses = float((totals[:, seat] < totals[:, 1 - seat]).mean())
+            win, losses = win_loss(totals, seat)
+            wins.append(win)
             print(
                 f"seed {seed}: {args.first} as {plays_as} in seat {seat}: win rate {wins[-1]:.3f}, loss rate {losses:.3f}"
             )
