@@ -35,7 +35,13 @@ from anew.agents.commnet_config import (
     check_commnet_config,
     default_preset,
 )
-from anew.agents.commnet_losses import curriculum_value, reinforce_loss, supervised_loss, team_returns_to_go
+from anew.agents.commnet_losses import (
+    action_entropy,
+    curriculum_value,
+    reinforce_loss,
+    supervised_loss,
+    team_returns_to_go,
+)
 from anew.agents.commnet_net import CommNetNetwork, NetState, sample_categorical
 from anew.agents.core import AgentBase, AgentSpec, TransitionBatch
 from anew.errors import AnewError
@@ -215,6 +221,8 @@ class CommNetAgent(AgentBase):
         else:
             policy_loss = losses.policy
         loss = policy_loss + (losses.baseline if c.baseline == "learned" else 0.0)
+        if c.entropy_cost > 0:
+            loss = loss - c.entropy_cost * action_entropy(run.log_probs, mask, batch.episodes)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(self.network.parameters(), c.max_grad_norm or float("inf"))

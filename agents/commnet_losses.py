@@ -52,6 +52,13 @@ def reinforce_loss(
     return ReinforceLoss(policy, baseline)
 
 
+def action_entropy(log_probs: torch.Tensor, mask: torch.Tensor, episodes: int) -> torch.Tensor:
+    """Entropy of the action distributions ``log_probs[T, B, A, n]`` summed over the masked slots, per episode
+    (the policy term's normalisation, so ``entropy_cost`` weighs the two on one scale)."""
+    entropy = -(log_probs.exp() * log_probs).sum(-1)
+    return (entropy * mask.to(entropy.dtype)).sum() / episodes
+
+
 def supervised_loss(log_probs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood of ``targets[T, B, A]`` under ``log_probs[T, B, A, n]`` over the masked
     slots (the levers' supervised variant: the target lever is the rank of the agent's id in its group)."""

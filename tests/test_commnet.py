@@ -13,7 +13,13 @@ import torch
 
 from anew.agents.commnet import PRESETS, CommNetAgent, CommNetConfig, default_preset
 from anew.agents.commnet_buffer import EpisodeBuffer
-from anew.agents.commnet_losses import curriculum_value, reinforce_loss, supervised_loss, team_returns_to_go
+from anew.agents.commnet_losses import (
+    action_entropy,
+    curriculum_value,
+    reinforce_loss,
+    supervised_loss,
+    team_returns_to_go,
+)
 from anew.agents.commnet_net import CommNetNetwork, mean_over_others
 from anew.agents.core import AgentSpec, TransitionBatch
 from anew.envs.multiagent import TeamSim, TeamVectorEnv
@@ -120,6 +126,14 @@ def test_supervised_loss_is_the_mean_nll_over_masked_slots() -> None:
     targets = torch.tensor([[[0, 1, 0]]])
     mask = torch.tensor([[[True, True, False]]])
     assert supervised_loss(log_probs, targets, mask).item() == pytest.approx(-(np.log(0.5) + np.log(0.9)) / 2)
+
+
+def test_action_entropy_sums_masked_slots_per_episode() -> None:
+    log_probs = torch.log(torch.tensor([[[[0.5, 0.5], [1.0, 0.0], [0.2, 0.8]]]]))  # [1, 1, 3, 2]
+    mask = torch.tensor([[[True, True, False]]])
+    log_probs = log_probs.clamp(min=-50.0)  # finite, as log_softmax's are: the certain slot's entropy is 0
+    expected = np.log(2) / 2  # the uniform slot's ln 2 (the third is masked), over two episodes
+    assert action_entropy(log_probs, mask, episodes=2).item() == pytest.approx(expected, abs=1e-6)
 
 
 def test_curriculum_is_linear_in_updates_and_rounded() -> None:
