@@ -178,6 +178,10 @@ def check_commnet_config(config: CommNetConfig) -> None:
     for name in ("hops", "hidden", "f_layers", "discrete_vocab"):
         if getattr(config, name) < 1:
             raise AnewError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(config, name)})")
+    if config.entropy_cost < 0:
+        raise AnewError(
+            f"--entropy-cost must be 0 or more (got {config.entropy_cost}); 0 turns the bonus off"
+        )
     if config.curriculum_end and config.curriculum_end <= config.curriculum_start:
         raise AnewError(
             f"--curriculum-end ({config.curriculum_end}) must exceed --curriculum-start "

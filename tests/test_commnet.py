@@ -265,6 +265,8 @@ def test_bad_input_is_named() -> None:
         CommNetAgent(CommNetConfig(), AgentSpec(gym.spaces.Discrete(3), gym.spaces.Discrete(2), 1))
     with pytest.raises(AnewError, match="never communicates"):
         make_agent(CommNetConfig(hops=1))
+    with pytest.raises(AnewError, match="entropy-cost"):
+        make_agent(CommNetConfig(entropy_cost=-0.1))
     agent, env = make_agent(CommNetConfig(objective="supervised")), TeamVectorEnv(RelayGame(4, seed=0))
     with pytest.raises(AnewError, match="target_lever"):
         play(agent, env, *env.reset(seed=0), np.ones(4, bool), 1)
