@@ -102,7 +102,7 @@ PRESETS: dict[str, CommNetConfig] = {
     # 50 epochs x 100 updates, curriculum over epochs 10 -> 40: p_arrive 0.1 -> 0.3 and 3 -> 5 cars
     # (crossing_easy.lua). Two deviations, measured on seeds 1-4 (BENCHMARKS.md): K=3 hops (two rounds of
     # messages, not the paper's K=2) and the Lua default lr 1e-3 (not its README's 3e-3). With K=2, half the
-    # seeds settle on a convention where both roads sometimes yield and end at 27-28% failure; the second round
+    # seeds settle on a convention where both roads sometimes yield and end at 27-29% failure; the second round
     # lets a car hear what the others will do.
     "traffic-junction-easy": CommNetConfig(
         hops=3,
